@@ -1,0 +1,221 @@
+"""The ``lakehouse`` command line.
+
+Its forms are a contract that users and checks script against::
+
+    lakehouse demo [--windows N] [--seed S]
+    lakehouse simulate --start T --windows N [--interval 15m] [--seed S] [--bad-window K]
+    lakehouse run --at T [--interval 15m]
+    lakehouse query "SQL" [--format table|csv|json]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+app = typer.Typer(
+    help="A micro-batch lakehouse: landing files → bronze → silver → gold on Delta Lake, "
+    "gated by Soda, orchestrated by Prefect.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DEMO_BUCKET = "lakehouse-demo"
+DEMO_START = "2026-01-01T00:00:00Z"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _settings() -> Any:
+    from lakehouse.config import Settings
+
+    settings = Settings()
+    if not settings.warehouse:
+        err.print(
+            "[red]LAKEHOUSE_WAREHOUSE is not set.[/] Set it to s3://bucket/prefix or a local "
+            "path (or run `lakehouse demo`, which starts its own S3)."
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+def _time(text: str) -> Any:
+    from lakehouse.simulator import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _interval(text: str) -> timedelta:
+    from lakehouse.simulator import parse_interval
+
+    try:
+        return parse_interval(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+@app.command()
+def simulate(
+    start: Annotated[str, typer.Option(help="Start of the first window, ISO 8601 with zone.")],
+    windows: Annotated[int, typer.Option(min=1, help="Number of consecutive windows.")],
+    interval: Annotated[str, typer.Option(help="Window length: 5m, 15m, 1h …")] = "15m",
+    seed: Annotated[int, typer.Option(help="Seed: the same seed writes the same bytes.")] = 7,
+    bad_window: Annotated[
+        int | None, typer.Option(help="Window (1-based) whose orders mostly lack their key.")
+    ] = None,
+) -> None:
+    """Write the shop simulator's landing files for N windows into the landing area."""
+    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.storage import open_store
+
+    settings = _settings()
+    store = open_store(settings.landing_root, settings)
+    written = run_simulator(
+        store, start=_time(start), windows=windows, interval=_interval(interval), seed=seed,
+        bad_window=bad_window,
+    )
+    for w in written:
+        console.print(f"{w.start:%Y-%m-%d %H:%M}–{w.end:%H:%M}: {len(w.keys)} files, "
+                      f"{w.orders} order lines, {w.order_items} item lines")
+
+
+def _run_window(at: Any, interval: str) -> tuple[bool, Any]:
+    from flows.microbatch import micro_batch
+
+    state = micro_batch(at=at, interval=interval, return_state=True)
+    if state.is_completed():
+        return True, state.result()
+    return False, state.message
+
+
+@app.command()
+def run(
+    at: Annotated[str, typer.Option(help="End of the window, ISO 8601 with zone.")],
+    interval: Annotated[str, typer.Option(help="Window length: 5m, 15m, 1h …")] = "15m",
+) -> None:
+    """Run the window that ends at T as a Prefect flow; exit 1 if a gate blocked or it failed."""
+    _settings()
+    _interval(interval)
+    ok, result = _run_window(_time(at), interval)
+    if not ok:
+        err.print(f"[red]run failed:[/] {result}")
+        raise typer.Exit(1)
+    _print_summary(result)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help='SQL over layer.table names, e.g. "select * from gold.daily_sales"')],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """Run SQL over the tables (bronze.*, silver.*, gold.*, quarantine.*) and print it."""
+    import duckdb
+
+    from lakehouse.catalog import connect
+
+    con = connect(_settings())
+    try:
+        result = con.sql(sql)
+    except duckdb.Error as exc:
+        err.print(f"[red]query failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    if result is None:
+        return
+    frame = result.pl()
+    if format is Format.csv:
+        sys.stdout.write(frame.write_csv())
+    elif format is Format.json:
+        sys.stdout.write(frame.write_ndjson())
+    else:
+        _print_frame(frame)
+
+
+@app.command()
+def demo(
+    windows: Annotated[int, typer.Option(min=1, help="Number of 15-minute windows to run.")] = 4,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+) -> None:
+    """Run N windows end to end on an embedded moto S3 and print what each did."""
+    from lakehouse.catalog import connect
+    from lakehouse.config import Settings
+    from lakehouse.moto_server import start_moto_server
+    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.storage import open_store
+
+    server = None
+    if not os.environ.get("LAKEHOUSE_WAREHOUSE"):
+        with console.status("starting an embedded moto S3 server"):
+            server = start_moto_server()
+            server.create_bucket(DEMO_BUCKET)
+        os.environ.update(server.env(f"s3://{DEMO_BUCKET}/warehouse"))
+        console.print(f"moto S3 on {server.endpoint_url}, warehouse s3://{DEMO_BUCKET}/warehouse")
+    try:
+        settings = Settings()
+        store = open_store(settings.landing_root, settings)
+        start = _time(DEMO_START)
+        interval = timedelta(minutes=15)
+        for k in range(windows):
+            window_start = start + k * interval
+            run_simulator(store, start=window_start, windows=1, interval=interval, seed=seed)
+            with console.status(f"window {k + 1}/{windows} (the first starts Prefect's API)"):
+                ok, result = _run_window(window_start + interval, "15m")
+            if not ok:
+                err.print(f"[red]window {k + 1} failed:[/] {result}")
+                raise typer.Exit(1)
+            _print_summary(result)
+        con = connect(settings)
+        console.rule("gold.daily_sales")
+        _print_frame(con.sql("SELECT * FROM gold.daily_sales ORDER BY order_date, product_id").pl())
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"window {summary['window']}: {summary['files']} files")
+    for col in ("table", "read", "merged", "duplicates", "rejected", "inserted", "updated"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for t in summary["tables"]:
+        table.add_row(t["table"], *(str(t[c]) for c in ("read", "merged", "duplicates", "rejected", "inserted", "updated")))
+    console.print(table)
+    if summary["gold"]:
+        g = summary["gold"]
+        console.print(f"  {g['table']}: recomputed {len(g['days'])} day(s) {', '.join(g['days'])}")
+
+
+def _print_frame(frame: Any) -> None:
+    table = Table()
+    for name in frame.columns:
+        table.add_column(name)
+    for row in frame.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Exactly-once: progress lives in the Delta commit (DESIGN.md, invariant 1).
+
+Every write carries Delta application transactions (``app_id`` → ``version``) and commit
+metadata in the same atomic commit as its data. Progress is read back with
+:func:`committed_version`; nothing else keeps it.
+
+A write that raised may still have landed (object storage can lose the acknowledgement of
+a commit, STACK.md), so :func:`write_once` re-reads the transaction version before it lets
+the error through: a write whose version is already committed is a success, never retried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction
+from deltalake.exceptions import TableNotFoundError
+
+from lakehouse.errors import CommitConflict
+
+log = logging.getLogger(__name__)
+
+METADATA_PREFIX = "lakehouse."
+
+
+def app_id(target: str, source: str) -> str:
+    """The application id under which ``target`` records what it consumed of ``source``.
+
+    >>> app_id("silver/orders", "bronze/orders_raw")
+    'lakehouse:silver/orders<-bronze/orders_raw'
+    """
+    return f"lakehouse:{target}<-{source}"
+
+
+def open_table(uri: str, storage_options: Mapping[str, str]) -> DeltaTable | None:
+    """The Delta table at ``uri``, or ``None`` when there is none yet."""
+    try:
+        return DeltaTable(uri, storage_options=dict(storage_options))
+    except TableNotFoundError:
+        return None
+
+
+def committed_version(table: DeltaTable | None, app: str) -> int | None:
+    """The last version that application ``app`` committed to ``table`` (None: never)."""
+    if table is None:
+        return None
+    table.update_incremental()
+    return table.transaction_version(app)
+
+
+def commit_properties(
+    transactions: Mapping[str, int], metadata: Mapping[str, object] | None = None
+) -> CommitProperties:
+    """Commit properties carrying application transactions and ``lakehouse.*`` metadata."""
+    custom = {
+        f"{METADATA_PREFIX}{key}": value if isinstance(value, str) else json.dumps(value)
+        for key, value in (metadata or {}).items()
+    }
+    return CommitProperties(
+        app_transactions=[Transaction(app, version) for app, version in transactions.items()],
+        custom_metadata=custom,
+    )
+
+
+@dataclass(frozen=True)
+class Landed:
+    """The outcome of :func:`write_once`."""
+
+    version: int
+    """The table version after the write (or the version found already committed)."""
+    already: bool
+    """True when the write had already landed (a re-run or a lost acknowledgement)."""
+
+
+def _all_committed(table: DeltaTable | None, transactions: Mapping[str, int]) -> bool:
+    if table is None:
+        return False
+    table.update_incremental()
+    for app, version in transactions.items():
+        done = table.transaction_version(app)
+        if done is None or done < version:
+            return False
+    return True
+
+
+def write_once(
+    uri: str,
+    storage_options: Mapping[str, str],
+    *,
+    transactions: Mapping[str, int],
+    write: Callable[[], None],
+) -> Landed:
+    """Run ``write`` unless every ``app → version`` in ``transactions`` is committed.
+
+    ``write`` must commit those transactions with its data. On an error the table's
+    transaction versions are read first: if the commit landed (its acknowledgement was
+    lost), the write counts as done and is not repeated.
+    """
+    table = open_table(uri, storage_options)
+    if _all_committed(table, transactions):
+        assert table is not None
+        return Landed(version=table.version(), already=True)
+    try:
+        write()
+    except Exception as exc:
+        table = open_table(uri, storage_options)
+        if _all_committed(table, transactions):
+            assert table is not None
+            log.warning("commit of %s landed although the write raised: %s", dict(transactions), exc)
+            return Landed(version=table.version(), already=True)
+        if "CommitFailed" in type(exc).__name__ or "concurrent" in str(exc).lower():
+            raise CommitConflict(f"{uri}: {exc}") from exc
+        raise
+    table = open_table(uri, storage_options)
+    assert table is not None
+    return Landed(version=table.version(), already=False)
+
+
+def ensure_table(
+    uri: str,
+    schema: pa.Schema,
+    storage_options: Mapping[str, str],
+    *,
+    partition_by: list[str] | None = None,
+    change_data_feed: bool = True,
+) -> DeltaTable:
+    """Open the table at ``uri``, creating it (with change data feed on) if it is missing."""
+    table = open_table(uri, storage_options)
+    if table is not None:
+        return table
+    configuration = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    try:
+        return DeltaTable.create(
+            uri,
+            schema,
+            partition_by=partition_by,
+            mode="ignore",
+            configuration=configuration,
+            storage_options=dict(storage_options),
+        )
+    except Exception:
+        # another writer created it first
+        table = open_table(uri, storage_options)
+        if table is None:
+            raise
+        return table

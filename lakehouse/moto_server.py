@@ -1,0 +1,98 @@
+"""An embedded moto S3 server, run as a separate process and reached over HTTP.
+
+The in-process ``ThreadedMotoServer`` hangs delta-rs calls (STACK.md), so this always
+starts ``python -m moto.server`` on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from lakehouse.errors import SourceUnavailable
+
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"  # moto accepts any credentials; these are not secrets
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class MotoServer:
+    """A running moto server process; use as a context manager or call :meth:`stop`."""
+
+    port: int
+    process: subprocess.Popen[bytes] = field(repr=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self, warehouse: str) -> dict[str, str]:
+        """Environment variables that point boto3, delta-rs and the lakehouse here."""
+        return {
+            "LAKEHOUSE_WAREHOUSE": warehouse,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_REGION": REGION,
+        }
+
+    def create_bucket(self, bucket: str) -> None:
+        import boto3
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            region_name=REGION,
+        )
+        client.create_bucket(Bucket=bucket)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> MotoServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> MotoServer:
+    """Start ``moto.server`` on ``port`` (a free one by default) and wait until it answers."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = MotoServer(port=port, process=process)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SourceUnavailable(f"moto server exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise SourceUnavailable(f"moto server did not answer on port {port} within {timeout}s")

@@ -1,0 +1,275 @@
+"""Silver: type, check, deduplicate and merge a bronze increment by business key.
+
+A promotion is two steps so that the gate sits between them (invariant 3):
+:func:`prepare` reads the bronze versions silver has not consumed yet, types them and
+runs the Soda gate; :func:`commit` merges the clean rows and records the consumed bronze
+version in the same Delta commit (invariant 1). Rejected rows go to
+``<warehouse>/quarantine/<table>`` with their reasons and raw text.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from lakehouse import sql
+from lakehouse.bronze import bronze_name
+from lakehouse.commit import (
+    app_id,
+    commit_properties,
+    committed_version,
+    ensure_table,
+    open_table,
+    write_once,
+)
+from lakehouse.config import Settings
+from lakehouse.errors import LakehouseError
+from lakehouse.faults import crash_point
+from lakehouse.gates import GateResult, run_gate
+from lakehouse.specs import TableSpec
+from lakehouse.storage import storage_options
+from lakehouse.transform import (
+    SILVER_LINEAGE,
+    collapse,
+    order_columns,
+    parse_records,
+    silver_columns,
+)
+
+log = logging.getLogger(__name__)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("_table", pa.large_string()),
+        pa.field("_reject_reason", pa.large_string()),
+        pa.field("_raw", pa.large_string()),
+        pa.field("_batch_id", pa.large_string()),
+        pa.field("_source_position", pa.large_string()),
+        pa.field("_line", pa.int64()),
+        pa.field("_landed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def silver_schema(spec: TableSpec) -> pa.Schema:
+    lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
+    fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
+    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names)])
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Conservation of one promotion: ``read == merged + rejected + duplicates``."""
+
+    read: int
+    merged: int
+    rejected: int
+    duplicates: int
+    superseded: int = 0
+    """Bronze rows of a file that was delivered again later (only the latest counts)."""
+
+    def check(self) -> None:
+        if self.read != self.merged + self.rejected + self.duplicates:
+            raise LakehouseError(
+                f"rows do not add up: read {self.read} != merged {self.merged} + "
+                f"rejected {self.rejected} + duplicates {self.duplicates}"
+            )
+
+
+@dataclass(frozen=True)
+class SilverBatch:
+    """A bronze increment, typed and gated, ready to commit."""
+
+    spec: TableSpec
+    bronze_from: int
+    bronze_to: int
+    valid: pl.DataFrame
+    rejected: pl.DataFrame
+    counts: Counts
+    gate: GateResult
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    table: str
+    bronze_version: int | None
+    counts: Counts | None
+    version: int | None
+    inserted: int = 0
+    updated: int = 0
+    skipped: bool = False
+
+
+def _uri(settings: Settings, spec: TableSpec) -> str:
+    return settings.table_uri("silver", spec.name)
+
+
+def _app(spec: TableSpec) -> str:
+    return app_id(f"silver/{spec.name}", f"bronze/{bronze_name(spec)}")
+
+
+def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFrame, int]:
+    """Rows appended to bronze in versions ``start..end``, latest delivery of each file.
+
+    A file delivered again under the same key (a corrected re-delivery) supersedes the
+    earlier copy; a data file that a lost commit acknowledgement committed twice is read
+    once (STACK.md). Returns the rows and how many bronze rows were superseded.
+    """
+    reader = bronze.load_cdf(starting_version=start, ending_version=end)
+    frame = pl.from_arrow(pa.table(reader.read_all()))
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.filter(pl.col("_change_type") == "insert")
+    latest = pl.col("_commit_version") == pl.col("_commit_version").max().over("_source_position")
+    kept = frame.filter(latest).unique(
+        subset=["_source_position", "_source_version", "_line"], keep="first", maintain_order=True
+    )
+    return kept, frame.height - kept.height
+
+
+def prepare(settings: Settings, spec: TableSpec) -> SilverBatch | None:
+    """Read, type and gate what silver has not consumed of bronze; None when up to date."""
+    options = storage_options(settings)
+    bronze = open_table(settings.table_uri("bronze", bronze_name(spec)), options)
+    if bronze is None:
+        return None
+    silver = open_table(_uri(settings, spec), options)
+    consumed = committed_version(silver, _app(spec))
+    end = bronze.version()
+    start = 0 if consumed is None else consumed + 1
+    if start > end:
+        return None
+
+    increment, superseded = read_increment(bronze, start, end)
+    parsed = parse_records(increment.lazy(), spec).collect()
+    gate = run_gate(
+        parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False
+    )
+    rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
+    clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
+    valid = collapse(clean.lazy(), spec).collect()
+    counts = Counts(
+        read=parsed.height,
+        merged=valid.height,
+        rejected=rejected.height,
+        duplicates=clean.height - valid.height,
+        superseded=superseded,
+    )
+    counts.check()
+    return SilverBatch(spec, start, end, valid, rejected, counts, gate)
+
+
+def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame) -> str:
+    """Keys equal, scoped to the partitions (old and new) or the key range the batch touches."""
+    parts = [sql.keys_equal(spec.keys)]
+    if spec.partition_by:
+        values = set(batch.get_column(spec.partition_by).to_list())
+        values |= set(current.get_column(spec.partition_by).to_list())
+        parts.insert(0, sql.in_list(spec.partition_by, values, alias="t"))
+    else:
+        first = batch.get_column(spec.keys[0])
+        parts.insert(0, sql.between(spec.keys[0], first.min(), first.max(), alias="t"))
+    return " AND ".join(parts)
+
+
+def _current_partitions(uri: str, options: dict[str, str], spec: TableSpec, batch: pl.DataFrame) -> pl.DataFrame:
+    """The partitions where the batch's keys live now (a key can move between partitions)."""
+    if not spec.partition_by:
+        return pl.DataFrame()
+    keys = batch.select(spec.keys)
+    return (
+        pl.scan_delta(uri, storage_options=options)
+        .select([*spec.keys, spec.partition_by])
+        .filter(pl.col(spec.keys[0]).is_in(keys.get_column(spec.keys[0]).unique().implode()))
+        .join(keys.lazy(), on=list(spec.keys), how="semi")
+        .select(spec.partition_by)
+        .unique()
+        .collect()
+    )
+
+
+def _quarantine(settings: Settings, batch: SilverBatch) -> None:
+    """Append the rejected rows with their reasons, once per consumed bronze version."""
+    spec = batch.spec
+    if batch.rejected.is_empty():
+        return
+    uri = settings.table_uri("quarantine", spec.name)
+    options = storage_options(settings)
+    app = app_id(f"quarantine/{spec.name}", f"bronze/{bronze_name(spec)}")
+    ensure_table(uri, QUARANTINE_SCHEMA, options)
+    rows = (
+        batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"))
+        .select(QUARANTINE_SCHEMA.names)
+        .to_arrow()
+        .cast(QUARANTINE_SCHEMA)
+    )
+
+    def write() -> None:
+        write_deltalake(
+            uri, rows, mode="append", storage_options=options,
+            commit_properties=commit_properties({app: batch.bronze_to}),
+        )
+
+    write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+
+
+def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
+    """Quarantine the rejected rows and merge the clean ones; records the bronze version."""
+    spec = batch.spec
+    options = storage_options(settings)
+    uri = _uri(settings, spec)
+    schema = silver_schema(spec)
+    ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    _quarantine(settings, batch)
+    crash_point("silver.quarantined")
+
+    app = _app(spec)
+    metadata = {
+        "bronze_from": batch.bronze_from,
+        "bronze_to": batch.bronze_to,
+        "read": batch.counts.read,
+        "merged": batch.counts.merged,
+        "rejected": batch.counts.rejected,
+        "duplicates": batch.counts.duplicates,
+        "superseded": batch.counts.superseded,
+    }
+    props = commit_properties({app: batch.bronze_to}, metadata)
+    source = batch.valid.select(schema.names).to_arrow().cast(schema)
+    metrics: dict[str, int] = {}
+
+    def write() -> None:
+        if source.num_rows == 0:
+            # nothing to merge: still record that this bronze version was consumed
+            write_deltalake(uri, source, mode="append", storage_options=options, commit_properties=props)
+            return
+        current = _current_partitions(uri, options, spec, batch.valid)
+        predicate = _merge_predicate(spec, batch.valid, current)
+        newer = sql.lexicographic_greater(order_columns(spec))
+        table = DeltaTable(uri, storage_options=options)
+        outcome = (
+            table.merge(
+                source, predicate, source_alias="s", target_alias="t", commit_properties=props
+            )
+            .when_matched_update_all(predicate=newer)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        metrics.update(outcome)
+
+    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    log.info(
+        "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
+        spec.qualified_name, batch.bronze_from, batch.bronze_to, batch.counts.read,
+        batch.counts.merged, batch.counts.rejected, batch.counts.duplicates, landed.version,
+    )
+    return SilverResult(
+        table=spec.qualified_name,
+        bronze_version=batch.bronze_to,
+        counts=batch.counts,
+        version=landed.version,
+        inserted=int(metrics.get("num_target_rows_inserted", 0)),
+        updated=int(metrics.get("num_target_rows_updated", 0)),
+    )

@@ -1,0 +1,163 @@
+"""Object storage: the warehouse and the landing area, on S3 (or moto) or a local path.
+
+Everything that lists, reads or writes raw objects goes through an :class:`ObjectStore`;
+Delta tables are opened with :func:`storage_options`, so one settings object configures
+boto3 and delta-rs alike.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlparse
+
+from lakehouse.errors import SourceUnavailable
+
+if TYPE_CHECKING:
+    from lakehouse.config import Settings
+
+
+@dataclass(frozen=True, order=True)
+class ObjectInfo:
+    """One object in a store: its key relative to the store's root, and its version."""
+
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str
+
+
+class ObjectStore(Protocol):
+    """A flat key space under a root URI (``s3://bucket/prefix`` or a local folder)."""
+
+    root: str
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]: ...
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def join(root: str, *parts: str) -> str:
+    """Join URI or path parts with single slashes."""
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts if p)])
+
+
+class LocalStore:
+    """An object store in a local folder (tests, laptops without S3)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = str(root)
+        self._path = Path(root)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def get(self, key: str) -> bytes:
+        return (self._path / key).read_bytes()
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        base = self._path / prefix if prefix else self._path
+        if not base.exists():
+            return []
+        out = []
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.endswith(".tmp"):
+                stat = path.stat()
+                key = path.relative_to(self._path).as_posix()
+                etag = f"{stat.st_size}-{stat.st_mtime_ns}"
+                modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+                out.append(ObjectInfo(key, stat.st_size, modified, etag))
+        return sorted(out)
+
+
+class S3Store:
+    """An object store under ``s3://bucket/prefix``, through boto3."""
+
+    def __init__(self, root: str, client: object) -> None:
+        parsed = urlparse(root)
+        self.root = root
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self._client = client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)  # type: ignore[attr-defined]
+
+    def get(self, key: str) -> bytes:
+        resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
+        return resp["Body"].read()
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self._client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        out = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    out.append(
+                        ObjectInfo(
+                            key=obj["Key"][strip:],
+                            size=obj["Size"],
+                            last_modified=obj["LastModified"].astimezone(UTC),
+                            etag=obj["ETag"].strip('"'),
+                        )
+                    )
+        except Exception as exc:  # botocore raises many unrelated classes for "down"
+            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {exc}") from exc
+        return sorted(out)
+
+
+def s3_client(settings: Settings) -> object:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.aws_endpoint_url,
+        aws_access_key_id=settings.aws_access_key_id.get_secret_value()
+        if settings.aws_access_key_id
+        else None,
+        aws_secret_access_key=settings.aws_secret_access_key.get_secret_value()
+        if settings.aws_secret_access_key
+        else None,
+        region_name=settings.aws_region,
+    )
+
+
+def open_store(root: str, settings: Settings) -> ObjectStore:
+    """Open the object store at ``root`` (an ``s3://`` URI or a local path)."""
+    if is_s3(root):
+        return S3Store(root, s3_client(settings))
+    os.makedirs(root, exist_ok=True)
+    return LocalStore(root)
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """delta-rs storage options for the warehouse (empty for a local path)."""
+    if not is_s3(settings.warehouse):
+        return {}
+    opts = {"AWS_REGION": settings.aws_region}
+    if settings.aws_endpoint_url:
+        opts["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+        if settings.aws_endpoint_url.startswith("http://"):
+            opts["AWS_ALLOW_HTTP"] = "true"
+    if settings.aws_access_key_id:
+        opts["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id.get_secret_value()
+    if settings.aws_secret_access_key:
+        opts["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key.get_secret_value()
+    return opts

@@ -1,0 +1,1 @@
+"""Thin Prefect tasks around the ``lakehouse`` engine: retries, timeouts, tags, artifacts."""

@@ -1,0 +1,70 @@
+"""The command line, run as a user runs it: subprocesses against moto and a Prefect API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def lakehouse(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        env=env or dict(os.environ), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_simulate_run_query_and_a_blocked_gate(warehouse: str, prefect_api: str) -> None:
+    out = lakehouse("simulate", "--start", "2026-01-01T00:00:00Z", "--windows", "2", "--seed", "3", "--bad-window", "2")
+    assert out.returncode == 0, out.stderr
+    ok = lakehouse("run", "--at", "2026-01-01T00:15:00Z")
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "silver.orders" in ok.stdout
+
+    blocked = lakehouse("run", "--at", "2026-01-01T00:30:00+00:00", "--interval", "15m")
+    assert blocked.returncode == 1
+    assert "missing(order_id)" in blocked.stderr
+
+    csv = lakehouse("query", "select count(*) as n from silver.orders", "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    assert csv.stdout.splitlines()[0] == "n" and int(csv.stdout.splitlines()[1]) > 0
+
+    js = lakehouse("query", "select order_date, sum(revenue) as revenue from gold.daily_sales group by 1", "--format", "json")
+    assert js.returncode == 0, js.stderr
+    rows = [json.loads(line) for line in js.stdout.splitlines()]
+    assert rows and {"order_date", "revenue"} <= rows[0].keys()
+
+    bad_sql = lakehouse("query", "select * from silver.nope")
+    assert bad_sql.returncode == 1 and "query failed" in bad_sql.stderr
+
+
+def test_timestamps_need_a_zone(warehouse: str) -> None:
+    out = lakehouse("run", "--at", "2026-01-01T00:15:00")
+    assert out.returncode == 2
+    assert "zone" in out.stderr
+
+
+def test_demo_runs_with_nothing_started_by_hand(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    out = lakehouse("demo", "--windows", "2", env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "window 2026-01-01 00:00–00:15" in out.stdout
+    assert "window 2026-01-01 00:15–00:30" in out.stdout
+    assert "gold.daily_sales" in out.stdout
+
+
+def test_the_engine_imports_no_prefect() -> None:
+    code = (
+        "import sys, pkgutil, importlib, lakehouse\n"
+        "for m in pkgutil.walk_packages(lakehouse.__path__, 'lakehouse.'): importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')]\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,72 @@
+"""Shared helpers of the integration tests: run windows, read tables, compare states."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from lakehouse.bronze import bronze_name
+from lakehouse.catalog import table_names
+from lakehouse.commit import open_table
+from lakehouse.config import Settings
+from lakehouse.simulator import simulate
+from lakehouse.storage import open_store, storage_options
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+INTERVAL = timedelta(minutes=15)
+
+
+def window_end(k: int) -> datetime:
+    """End of window k (1-based)."""
+    return START + k * INTERVAL
+
+
+def land(windows: int, *, first: int = 1, bad_window: int | None = None, seed: int = 7) -> None:
+    settings = Settings()
+    simulate(
+        open_store(settings.landing_root, settings),
+        start=START + (first - 1) * INTERVAL,
+        windows=windows,
+        interval=INTERVAL,
+        seed=seed,
+        bad_window=bad_window,
+    )
+
+
+def run(k: int) -> Any:
+    """Run window k as a Prefect flow; returns the final state."""
+    from flows.microbatch import micro_batch
+
+    return micro_batch(at=window_end(k), interval="15m", return_state=True)
+
+
+def versions(settings: Settings | None = None) -> dict[str, int | None]:
+    settings = settings or Settings()
+    options = storage_options(settings)
+    out = {}
+    for layer, name in table_names():
+        table = open_table(settings.table_uri(layer, name), options)
+        out[f"{layer}.{name}"] = None if table is None else table.version()
+    return out
+
+
+def read(layer: str, name: str, *, drop: tuple[str, ...] = ()) -> pl.DataFrame:
+    settings = Settings()
+    frame = pl.read_delta(settings.table_uri(layer, name), storage_options=storage_options(settings))
+    frame = frame.drop([c for c in drop if c in frame.columns])
+    return frame.sort(frame.columns)
+
+
+def contents(*, drop: tuple[str, ...] = ("_ingested_at",)) -> dict[str, pl.DataFrame]:
+    settings = Settings()
+    options = storage_options(settings)
+    out = {}
+    for layer, name in table_names():
+        if open_table(settings.table_uri(layer, name), options) is not None:
+            out[f"{layer}.{name}"] = read(layer, name, drop=drop)
+    return out
+
+
+__all__ = ["bronze_name"]

@@ -1,0 +1,143 @@
+"""The core invariants, against a moto S3 server process and a real Prefect API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from lakehouse import gold
+from lakehouse.commit import app_id, open_table
+from lakehouse.config import Settings
+from lakehouse.storage import storage_options
+from tests.integration.helpers import contents, land, read, run, versions, window_end
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+SPEC_ORDER = ("order_id",)
+
+
+def test_a_window_flows_to_gold_and_accounts_for_every_row(warehouse: str) -> None:
+    land(2)
+    state = run(1)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    for t in summary["tables"]:
+        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"]
+        assert t["read"] > 0
+    assert sum(t["rejected"] for t in summary["tables"]) > 0  # the simulator's faulty lines
+    assert sum(t["duplicates"] for t in summary["tables"]) > 0
+    daily = read("gold", "daily_sales")
+    assert daily.height > 0
+    bronze_rows = read("bronze", "orders_raw").height
+    quarantined = read("quarantine", "orders").height
+    assert bronze_rows == summary["tables"][0]["read"]
+    assert quarantined == summary["tables"][0]["rejected"]
+
+
+def test_rerunning_any_window_commits_nothing(warehouse: str) -> None:
+    land(3)
+    for k in (1, 2, 3):
+        assert run(k).is_completed()
+    before_versions, before = versions(), contents()
+    for k in (1, 2, 3):
+        assert run(k).is_completed()
+    assert versions() == before_versions
+    after = contents()
+    assert after.keys() == before.keys()
+    for name in before:
+        assert_frame_equal(after[name], before[name])
+
+
+def test_out_of_order_windows_give_the_same_silver(warehouse: str, moto, monkeypatch) -> None:
+    land(4)
+    for k in (1, 2, 3, 4):
+        assert run(k).is_completed()
+    in_order = {n: read("silver", n, drop=("_batch_id",)) for n in ("orders", "order_items")}
+    in_order_gold = read("gold", "daily_sales")
+
+    for key, value in moto.env(warehouse + "-shuffled").items():
+        monkeypatch.setenv(key, value)
+    land(4)
+    for k in (2, 1, 4, 3):
+        assert run(k).is_completed()
+    for name, expected in in_order.items():
+        assert_frame_equal(read("silver", name, drop=("_batch_id",)), expected)
+    assert_frame_equal(read("gold", "daily_sales"), in_order_gold)
+
+
+def test_incremental_gold_equals_a_rebuild_from_silver(warehouse: str) -> None:
+    land(6)
+    touched_days = set()
+    for k in range(1, 7):
+        state = run(k)
+        assert state.is_completed(), state.message
+        if state.result()["gold"]:
+            touched_days.update(state.result()["gold"]["days"])
+    assert len(touched_days) >= 2, "the simulator should move an order to the previous day"
+    incremental = read("gold", "daily_sales")
+    rebuilt = gold.rebuild(Settings())
+    assert_frame_equal(incremental, rebuilt.sort(rebuilt.columns))
+
+
+def test_a_blocking_gate_leaves_silver_and_gold_untouched_until_the_source_is_fixed(warehouse: str) -> None:
+    land(2, bad_window=2)
+    assert run(1).is_completed()
+    settings = Settings()
+    options = storage_options(settings)
+    before = versions()
+
+    state = run(2)
+    assert state.is_failed()
+    assert "missing(order_id)" in state.message
+    after = versions()
+    for name in ("silver.orders", "silver.order_items", "gold.daily_sales", "quarantine.orders"):
+        assert after[name] == before[name], name
+    assert after["bronze.orders_raw"] > before["bronze.orders_raw"]  # bronze keeps everything
+    silver = open_table(settings.table_uri("silver", "orders"), options)
+    consumed = silver.transaction_version(app_id("silver/orders", "bronze/orders_raw"))
+    assert consumed < after["bronze.orders_raw"]
+
+    land(1, first=2)  # the source re-delivers window 2, fixed
+    state = run(2)
+    assert state.is_completed(), state.message
+    orders = read("silver", "orders")
+    assert orders.filter(pl.col("order_id").str.contains("-202601010015-")).height > 0
+    rebuilt = gold.rebuild(settings)
+    assert_frame_equal(read("gold", "daily_sales"), rebuilt.sort(rebuilt.columns))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["bronze.committed", "silver.quarantined", "silver.committed", "gold.prepared"])
+def test_a_run_killed_midway_resumes_to_the_same_tables(warehouse: str, moto, monkeypatch, point: str) -> None:
+    land(2)
+    assert run(1).is_completed()
+    env = {**os.environ, "LAKEHOUSE_CRASH_AT": point}
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--at", window_end(2).isoformat()],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert run(2).is_completed()
+    resumed = contents()
+
+    for key, value in moto.env(warehouse + "-reference").items():
+        monkeypatch.setenv(key, value)
+    land(2)
+    assert run(1).is_completed()
+    assert run(2).is_completed()
+    reference = contents()
+    assert resumed.keys() == reference.keys()
+    for name in reference:
+        assert_frame_equal(resumed[name], reference[name], check_row_order=True)
+
+
+def test_a_local_path_works_as_the_warehouse(local_warehouse: str) -> None:
+    land(1)
+    state = run(1)
+    assert state.is_completed(), state.message
+    assert read("gold", "daily_sales").height > 0
