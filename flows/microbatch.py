@@ -52,7 +52,6 @@ def micro_batch(at: datetime | None = None, interval: str = "15m") -> dict[str, 
     batches = [prepare_silver(settings, spec.name) for spec in DATASETS]
     raise_if_blocked([b.gate for b in batches if b is not None])
     merged = [commit_silver(settings, b) for b in batches if b is not None]
-    crash_point("silver.committed")
 
     gold_batch = prepare_gold(settings)
     if gold_batch is not None:

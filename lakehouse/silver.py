@@ -260,6 +260,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         metrics.update(outcome)
 
     landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
         "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
         spec.qualified_name, batch.bronze_from, batch.bronze_to, batch.counts.read,

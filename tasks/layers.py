@@ -27,7 +27,7 @@ def spec_named(name: str) -> TableSpec:
     return _SPECS[name]
 
 
-@task(name="bronze", tags=["layer:bronze"], timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@task(name="bronze", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
 def ingest_bronze(settings: Settings, dataset: str, window: Window) -> bronze.BronzeResult:
     """Append the files of ``dataset`` that landed before the window's end to bronze."""
     spec = spec_named(dataset)
@@ -67,7 +67,7 @@ def raise_if_blocked(results: list[GateResult]) -> None:
         )
 
 
-@task(name="silver-gate", tags=["layer:silver", "gate"], timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@task(name="silver-gate", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
 def prepare_silver(settings: Settings, dataset: str) -> silver.SilverBatch | None:
     """Read and type silver's bronze increment and run its Soda gate."""
     batch = silver.prepare(settings, spec_named(dataset))
@@ -76,7 +76,7 @@ def prepare_silver(settings: Settings, dataset: str) -> silver.SilverBatch | Non
     return batch
 
 
-@task(name="silver-merge", tags=["layer:silver"], timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@task(name="silver-merge", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
 def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.SilverResult:
     """Merge a gated batch into silver."""
     result = silver.commit(settings, batch)
@@ -88,7 +88,7 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
     return result
 
 
-@task(name="gold-gate", tags=["layer:gold", "gate"], timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@task(name="gold-gate", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
 def prepare_gold(settings: Settings) -> gold.GoldBatch | None:
     """Find the days silver changed, recompute them, and gate the silver slice they read."""
     batch = gold.prepare(settings)
@@ -98,7 +98,7 @@ def prepare_gold(settings: Settings) -> gold.GoldBatch | None:
     return batch
 
 
-@task(name="gold-overwrite", tags=["layer:gold"], timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@task(name="gold-overwrite", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
 def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
     """Replace the touched days of the gold table."""
     result = gold.commit(settings, batch)
