@@ -4,8 +4,12 @@ Its forms are a contract that users and checks script against::
 
     lakehouse demo [--windows N] [--seed S]
     lakehouse simulate --start T --windows N [--interval 15m] [--seed S] [--bad-window K]
-    lakehouse run --at T [--interval 15m]
+    lakehouse run --at T [--interval 15m] [--pipeline NAME]
     lakehouse query "SQL" [--format table|csv|json]
+    lakehouse validate [--config PATH]
+
+``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
+``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
 """
 
 from __future__ import annotations
@@ -41,6 +45,25 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="Pipeline declaration (default: $LAKEHOUSE_CONFIG, ./lakehouse.yaml, built-in shop)."),
+]
+
+
+def _declaration(config: str | None) -> Any:
+    from lakehouse.declaration import load
+    from lakehouse.errors import ConfigError
+
+    if config:
+        os.environ["LAKEHOUSE_CONFIG"] = config  # the flow loads the same file
+    try:
+        return load(config)
+    except ConfigError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from exc
 
 
 def _settings() -> Any:
@@ -99,10 +122,10 @@ def simulate(
                       f"{w.orders} order lines, {w.order_items} item lines")
 
 
-def _run_window(at: Any, interval: str) -> tuple[bool, Any]:
+def _run_window(at: Any, interval: str | None, pipeline: str | None = None) -> tuple[bool, Any]:
     from flows.microbatch import micro_batch
 
-    state = micro_batch(at=at, interval=interval, return_state=True)
+    state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
     if state.is_completed():
         return True, state.result()
     return False, state.message
@@ -111,12 +134,23 @@ def _run_window(at: Any, interval: str) -> tuple[bool, Any]:
 @app.command()
 def run(
     at: Annotated[str, typer.Option(help="End of the window, ISO 8601 with zone.")],
-    interval: Annotated[str, typer.Option(help="Window length: 5m, 15m, 1h …")] = "15m",
+    interval: Annotated[str | None, typer.Option(help="Window length: 5m, 15m, 1h … (default: the pipeline's)")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline to run, when the declaration has several.")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Run the window that ends at T as a Prefect flow; exit 1 if a gate blocked or it failed."""
+    from lakehouse.errors import ConfigError
+
     _settings()
-    _interval(interval)
-    ok, result = _run_window(_time(at), interval)
+    if interval:
+        _interval(interval)
+    declaration = _declaration(config)
+    try:
+        declaration.pipeline(pipeline)
+    except ConfigError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from exc
+    ok, result = _run_window(_time(at), interval, pipeline)
     if not ok:
         err.print(f"[red]run failed:[/] {result}")
         raise typer.Exit(1)
@@ -127,13 +161,14 @@ def run(
 def query(
     sql: Annotated[str, typer.Argument(help='SQL over layer.table names, e.g. "select * from gold.daily_sales"')],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    config: ConfigOption = None,
 ) -> None:
     """Run SQL over the tables (bronze.*, silver.*, gold.*, quarantine.*) and print it."""
     import duckdb
 
     from lakehouse.catalog import connect
 
-    con = connect(_settings())
+    con = connect(_settings(), _declaration(config))
     try:
         result = con.sql(sql)
     except duckdb.Error as exc:
@@ -155,7 +190,9 @@ def demo(
     windows: Annotated[int, typer.Option(min=1, help="Number of 15-minute windows to run.")] = 4,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
 ) -> None:
-    """Run N windows end to end on an embedded moto S3 and print what each did."""
+    """Run N windows of the shop pipeline on an embedded moto S3 and print what each did."""
+    from importlib import resources
+
     from lakehouse.catalog import connect
     from lakehouse.config import Settings
     from lakehouse.moto_server import start_moto_server
@@ -169,7 +206,9 @@ def demo(
             server.create_bucket(DEMO_BUCKET)
         os.environ.update(server.env(f"s3://{DEMO_BUCKET}/warehouse"))
         console.print(f"moto S3 on {server.endpoint_url}, warehouse s3://{DEMO_BUCKET}/warehouse")
+    os.environ["LAKEHOUSE_CONFIG"] = str(resources.files("lakehouse").joinpath("pipelines/shop.yaml"))
     try:
+        declaration = _declaration(None)
         settings = Settings()
         store = open_store(settings.landing_root, settings)
         start = _time(DEMO_START)
@@ -178,17 +217,35 @@ def demo(
             window_start = start + k * interval
             run_simulator(store, start=window_start, windows=1, interval=interval, seed=seed)
             with console.status(f"window {k + 1}/{windows} (the first starts Prefect's API)"):
-                ok, result = _run_window(window_start + interval, "15m")
+                ok, result = _run_window(window_start + interval, "15m", "shop")
             if not ok:
                 err.print(f"[red]window {k + 1} failed:[/] {result}")
                 raise typer.Exit(1)
             _print_summary(result)
-        con = connect(settings)
+        con = connect(settings, declaration)
         console.rule("gold.daily_sales")
         _print_frame(con.sql("SELECT * FROM gold.daily_sales ORDER BY order_date, product_id").pl())
     finally:
         if server is not None:
             server.stop()
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check the pipeline declaration and print what it declares; exit 2 if it is invalid."""
+    declaration = _declaration(config)
+    for pipeline in declaration.pipelines.values():
+        console.print(f"[bold]{pipeline.name}[/] (every {pipeline.interval}) from {declaration.path}")
+        for ds in pipeline.datasets:
+            spec = ds.spec
+            console.print(
+                f"  silver.{spec.name}: key {', '.join(spec.keys)}; {len(spec.columns)} columns; "
+                f"{len(spec.checks)} checks; files {ds.format} under {ds.prefix or '(root)'}/"
+            )
+        for model in pipeline.models:
+            console.print(f"  gold.{model.spec.name}: from {', '.join('silver.' + i for i in model.inputs)}; "
+                          f"partitioned by {model.spec.partition_by}")
+    console.print("[green]valid[/]")
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -198,9 +255,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for t in summary["tables"]:
         table.add_row(t["table"], *(str(t[c]) for c in ("read", "merged", "duplicates", "rejected", "inserted", "updated")))
     console.print(table)
-    if summary["gold"]:
-        g = summary["gold"]
-        console.print(f"  {g['table']}: recomputed {len(g['days'])} day(s) {', '.join(g['days'])}")
+    for g in summary["gold"]:
+        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s) {', '.join(g['partitions'])}")
 
 
 def _print_frame(frame: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -10,8 +10,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from lakehouse.config import Settings
+from lakehouse.declaration import Pipeline, load
 from lakehouse.faults import crash_point
-from lakehouse.shop import DATASETS
 from lakehouse.simulator import parse_interval
 from lakehouse.window import Window, window_ending_at
 from tasks.layers import (
@@ -24,78 +24,92 @@ from tasks.layers import (
 )
 
 
-def resolve_window(at: datetime | None, interval: str) -> Window:
-    """The window ending at ``at``, else at the run's scheduled time (never the clock)."""
+def resolve(at: datetime | None, interval: str | None, pipeline: str | None) -> tuple[Pipeline, Window]:
+    """The pipeline, and the window ending at ``at`` or at the run's scheduled time.
+
+    The window never comes from the clock: a scheduled run at 10:15 with a 15-minute
+    interval processes ``[10:00, 10:15)`` however late it starts.
+    """
+    chosen = load().pipeline(pipeline)
+    length: timedelta = parse_interval(interval) if interval else chosen.interval
     if at is None:
         scheduled = flow_run.scheduled_start_time
         at = datetime.fromisoformat(str(scheduled)) if scheduled else datetime.now(UTC)
-    return window_ending_at(at, parse_interval(interval))
+    return chosen, window_ending_at(at, length)
 
 
 def _run_name() -> str:
     params = flow_run.parameters
-    window = resolve_window(params.get("at"), params.get("interval", "15m"))
-    return f"shop {window}"
+    pipeline, window = resolve(params.get("at"), params.get("interval"), params.get("pipeline"))
+    return f"{pipeline.name} {window}"
 
 
 @flow(name="micro-batch", flow_run_name=_run_name, log_prints=False)
-def micro_batch(at: datetime | None = None, interval: str = "15m") -> dict[str, Any]:
-    """Process the window ending at ``at`` (or at the scheduled time) through every layer."""
-    settings = Settings()
-    window = resolve_window(at, interval)
-    log = get_run_logger()
-    log.info("window %s .. %s", window.start.isoformat(), window.end.isoformat())
+def micro_batch(
+    at: datetime | None = None, interval: str | None = None, pipeline: str | None = None
+) -> dict[str, Any]:
+    """Process one window of a declared pipeline through every layer.
 
-    landed = [ingest_bronze(settings, spec.name, window) for spec in DATASETS]
+    Args:
+        at: end of the window (ISO 8601 with zone); default: the run's scheduled time.
+        interval: window length such as ``15m``; default: the pipeline's source interval.
+        pipeline: which pipeline of the declaration; needed only when it has several.
+    """
+    settings = Settings()
+    chosen, window = resolve(at, interval, pipeline)
+    get_run_logger().info("%s: window %s .. %s", chosen.name, window.start.isoformat(), window.end.isoformat())
+
+    landed = [ingest_bronze(settings, ds, window) for ds in chosen.datasets]
     crash_point("bronze.committed")
 
-    batches = [prepare_silver(settings, spec.name) for spec in DATASETS]
+    batches = [prepare_silver(settings, ds) for ds in chosen.datasets]
     raise_if_blocked([b.gate for b in batches if b is not None])
     merged = [commit_silver(settings, b) for b in batches if b is not None]
 
-    gold_batch = prepare_gold(settings)
-    if gold_batch is not None:
-        raise_if_blocked(gold_batch.gates)
+    refreshed = []
+    for model in chosen.models:
+        batch = prepare_gold(settings, chosen, model)
+        if batch is None:
+            continue
+        raise_if_blocked(batch.gates)
         crash_point("gold.prepared")
-        refreshed = commit_gold(settings, gold_batch)
-    else:
-        refreshed = None
+        refreshed.append(commit_gold(settings, batch))
 
-    summary = summarize(window, landed, merged, refreshed)
-    create_markdown_artifact(key="batch-summary", markdown=summary_markdown(summary),
-                             description=f"micro-batch {window}")
+    summary = summarize(chosen, window, landed, merged, refreshed)
+    create_markdown_artifact(key="batch-summary", markdown=summary_markdown(summary), description=f"micro-batch {window}")
     return summary
 
 
-def summarize(window: Window, landed: list, merged: list, refreshed: Any) -> dict[str, Any]:
-    rows = {b.table.split(".")[1].removesuffix("_raw"): b.rows for b in landed}
+def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, refreshed: list) -> dict[str, Any]:
+    """Plain counts of one run, for the CLI, the artifact and tests."""
     tables = []
     for r in merged:
         c = r.counts
         tables.append({
-            "table": r.table, "bronze_rows": rows.get(r.table.split(".")[1], 0),
-            "read": c.read, "merged": c.merged, "duplicates": c.duplicates,
-            "rejected": c.rejected, "inserted": r.inserted, "updated": r.updated,
+            "table": r.table, "read": c.read, "merged": c.merged, "duplicates": c.duplicates,
+            "rejected": c.rejected, "superseded": c.superseded, "inserted": r.inserted, "updated": r.updated,
         })
     return {
+        "pipeline": pipeline.name,
         "window": str(window),
         "window_end": window.end.isoformat(),
         "files": sum(len(b.files) for b in landed),
         "tables": tables,
-        "gold": None if refreshed is None else {
-            "table": refreshed.table, "days": [str(d) for d in refreshed.touched], "rows": refreshed.rows,
-        },
+        "gold": [
+            {"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview}
+            for g in refreshed
+        ],
     }
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# Micro-batch {summary['window']}", "", f"{summary['files']} files landed.", "",
+    lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed.", "",
              "| table | read | merged | duplicates | rejected | inserted | updated |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in summary["tables"]:
         lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | "
                      f"{t['rejected']} | {t['inserted']} | {t['updated']} |")
-    if summary["gold"]:
-        g = summary["gold"]
-        lines += ["", f"{g['table']}: recomputed {len(g['days'])} days ({', '.join(g['days'])}), {g['rows']} rows."]
+    for g in summary["gold"]:
+        lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
+                      f"({', '.join(g['partitions'])}), {g['rows']} rows."]
     return "\n".join(lines)

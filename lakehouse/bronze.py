@@ -18,6 +18,7 @@ from deltalake import write_deltalake
 
 from lakehouse.commit import app_id, commit_properties, committed_version, ensure_table, write_once
 from lakehouse.config import Settings
+from lakehouse.declaration import Dataset
 from lakehouse.landing import LandedFile, pending_files, read_lines
 from lakehouse.specs import TableSpec
 from lakehouse.storage import ObjectStore, storage_options
@@ -70,29 +71,31 @@ def ingested_files(uri: str, options: dict[str, str]) -> set[tuple[str, str]]:
 
 
 def ingest(
-    settings: Settings, spec: TableSpec, window: Window, *, landing: ObjectStore
+    settings: Settings, dataset: Dataset, window: Window, *, landing: ObjectStore
 ) -> BronzeResult:
-    """Append every file of ``spec.source_prefix`` that landed before ``window.end``.
+    """Append every file under the dataset's prefix that landed before ``window.end``.
 
     Files already ingested (same key and version) are skipped, so a re-run of any window
     commits nothing. Returns what was ingested.
     """
+    spec = dataset.spec
     name = bronze_name(spec)
     uri = settings.table_uri("bronze", name)
     options = storage_options(settings)
-    prefix = spec.source_prefix or spec.name
+    prefix = dataset.prefix
     app = app_id(f"bronze/{name}", f"landing/{prefix}")
     table = ensure_table(uri, BRONZE_SCHEMA, options)
 
     files = pending_files(
-        landing, prefix=prefix, before=window.end, ingested=ingested_files(uri, options)
+        landing, prefix=prefix, before=window.end, ingested=ingested_files(uri, options),
+        landing_time=dataset.landing_time,
     )
     if not files:
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
 
     batch = (committed_version(table, app) or 0) + 1
     batch_id = f"{name}:{batch}"
-    lines = read_lines(landing, files)
+    lines = read_lines(landing, files, format=dataset.format, compression=dataset.compression)
     if lines.is_empty():
         # only empty files: nothing to keep; they stay pending and cost no commit
         log.info("bronze.%s: %d pending files hold no records", name, len(files))

@@ -7,33 +7,35 @@ import duckdb
 from lakehouse.bronze import bronze_name
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
-from lakehouse.shop import DATASETS, GOLD
+from lakehouse.declaration import Declaration
 from lakehouse.storage import storage_options
 
 
-def table_names() -> list[tuple[str, str]]:
-    """Every ``(layer, table)`` the pipeline declares."""
+def table_names(declaration: Declaration) -> list[tuple[str, str]]:
+    """Every ``(layer, table)`` the declaration's pipelines have."""
     names = []
-    for spec in DATASETS:
-        names += [("bronze", bronze_name(spec)), ("silver", spec.name), ("quarantine", spec.name)]
-    names += [("gold", spec.name) for spec in GOLD]
+    for pipeline in declaration.pipelines.values():
+        for ds in pipeline.datasets:
+            names += [("bronze", bronze_name(ds.spec)), ("silver", ds.spec.name), ("quarantine", ds.spec.name)]
+        names += [("gold", m.spec.name) for m in pipeline.models]
     return names
 
 
-def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per existing table, named ``layer.table``.
 
     Tables are read through Arrow datasets of their current Delta snapshot, so nothing is
     downloaded that a query does not read, and nothing needs the network.
     """
     con = duckdb.connect()
+    con.execute("SET disabled_optimizers = 'filter_pushdown,join_filter_pushdown'")  # see lakehouse.models._connect
     options = storage_options(settings)
-    for layer, name in table_names():
+    for layer, name in table_names(declaration):
         table = open_table(settings.table_uri(layer, name), options)
         if table is None:
             continue
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
         hidden = f"__{layer}__{name}"
-        con.register(hidden, table.to_pyarrow_dataset())
+        con.register(hidden, table.to_pyarrow_dataset(as_large_types=True))
         con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM "{hidden}"')
     return con

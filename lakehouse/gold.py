@@ -1,17 +1,18 @@
-"""Gold: business aggregates recomputed only for the partitions upstream changes touched.
+"""Gold: SQL models recomputed only for the partitions that upstream changes touched.
 
-The touched partitions come from the change data feed of the silver tables since the
-versions gold last consumed: the pre-images give the old partitions, the post-images the
-new ones, so an order whose date was corrected recomputes both days. A change to an order
-line touches the day of its order. The recomputed days replace the old ones with a
-predicate overwrite whose commit records the silver versions consumed (invariant 1).
+For each model, the silver versions it last consumed are application transactions in its
+own commits. The change data feed of each input since then gives the changed rows (old
+and new versions), :func:`lakehouse.models.touched_partitions` turns them into the result
+partitions they can move (an order whose date was corrected: both days; a late order
+line: its order's day), those partitions are recomputed from current silver and replaced
+with one predicate overwrite that records every input version consumed (invariant 1).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -27,128 +28,127 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
+from lakehouse.declaration import GoldModel, Pipeline
 from lakehouse.gates import GateResult, run_gate
-from lakehouse.models import daily_sales
-from lakehouse.shop import DAILY_SALES, ORDER_ITEMS, ORDERS
-from lakehouse.specs import TableSpec
+from lakehouse.models import run_model, touched_partitions
 from lakehouse.storage import storage_options
 
 log = logging.getLogger(__name__)
+
+CDF_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
 @dataclass(frozen=True)
 class GoldBatch:
     """The recomputed partitions of a gold model, gated, ready to commit."""
 
-    spec: TableSpec
+    model: GoldModel
     consumed: dict[str, int]
     """Application id → silver version consumed."""
-    touched: list[date | None]
-    rows: pl.DataFrame
+    touched: list[Any]
+    rows: pa.Table
     gates: list[GateResult]
 
 
 @dataclass(frozen=True)
 class GoldResult:
     table: str
-    touched: list[date | None]
+    touched: list[Any]
     rows: int
     version: int | None
-    skipped: bool = False
+    preview: list[dict[str, Any]]
 
 
-def _gold_app(spec: TableSpec, upstream: TableSpec) -> str:
-    return app_id(f"gold/{spec.name}", f"silver/{upstream.name}")
+def _app(model: GoldModel, upstream: str) -> str:
+    return app_id(f"gold/{model.spec.name}", f"silver/{upstream}")
 
 
-def _changes(table: DeltaTable, start: int, end: int, columns: list[str]) -> pl.DataFrame:
-    if start > end:
-        return pl.DataFrame(schema={c: pl.Null for c in columns})
-    reader = table.load_cdf(starting_version=start, ending_version=end, columns=columns)
-    frame = pl.from_arrow(pa.table(reader.read_all()))
-    assert isinstance(frame, pl.DataFrame)
-    return frame.select(columns)
+def _changes(table: DeltaTable, start: int, end: int) -> pa.Table:
+    reader = table.load_cdf(starting_version=start, ending_version=end)
+    data = pa.table(reader.read_all())
+    data = data.drop_columns([c for c in CDF_COLUMNS if c in data.column_names])
+    # the feed comes as string_view; DuckDB pushes join filters of that type into the
+    # large_string scans of the other inputs, which pyarrow cannot compare
+    schema = pa.schema(
+        [pa.field(f.name, pa.large_string() if f.type == pa.string_view() else f.type) for f in data.schema]
+    )
+    return data.cast(schema)
 
 
-def prepare(settings: Settings, spec: TableSpec = DAILY_SALES) -> GoldBatch | None:
-    """Find the days that silver changed since gold's last commit, recompute and gate them."""
+def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBatch | None:
+    """Find the partitions the inputs' changes touch, recompute and gate them; None if current."""
     options = storage_options(settings)
-    orders_t = open_table(settings.table_uri("silver", ORDERS.name), options)
-    items_t = open_table(settings.table_uri("silver", ORDER_ITEMS.name), options)
-    if orders_t is None or items_t is None:
+    inputs = {name: open_table(settings.table_uri("silver", name), options) for name in model.inputs}
+    if any(t is None for t in inputs.values()):
+        return None  # an input has never been promoted yet
+    tables: dict[str, DeltaTable] = {k: v for k, v in inputs.items() if v is not None}
+    gold = open_table(settings.table_uri("gold", model.spec.name), options)
+    consumed = {name: committed_version(gold, _app(model, name)) for name in tables}
+    current = {name: t.version() for name, t in tables.items()}
+    changed = [n for n in tables if consumed[n] is None or consumed[n] < current[n]]  # type: ignore[operator]
+    if not changed:
         return None
-    gold = open_table(settings.table_uri("gold", spec.name), options)
-    apps = {_gold_app(spec, ORDERS): orders_t, _gold_app(spec, ORDER_ITEMS): items_t}
-    consumed = {app: committed_version(gold, app) for app in apps}
-    current = {app: t.version() for app, t in apps.items()}
-    if all(consumed[a] is not None and consumed[a] >= current[a] for a in apps):
-        return None
 
-    def start(app: str) -> int:
-        return 0 if consumed[app] is None else consumed[app] + 1  # type: ignore[operator]
+    changes = {
+        n: _changes(tables[n], 0 if consumed[n] is None else consumed[n] + 1, current[n])  # type: ignore[operator]
+        for n in changed
+    }
+    now = {n: t.to_pyarrow_table() for n, t in tables.items()}
+    old = {
+        n: None if consumed[n] is None else DeltaTable(t.table_uri, version=consumed[n], storage_options=options).to_pyarrow_table()
+        for n, t in tables.items()
+    }
+    partition = model.spec.partition_by or ""
+    touched = touched_partitions(model.sql, partition, changes=changes, old=old, current=now)
+    rows = run_model(model.sql, now, partition_by=partition, partitions=touched)
+    rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
 
-    o_app, i_app = list(apps)
-    order_changes = _changes(orders_t, start(o_app), current[o_app], ["order_date"])
-    item_changes = _changes(items_t, start(i_app), current[i_app], ["order_id"])
-
-    orders = pl.scan_delta(orders_t.table_uri, storage_options=options)
-    items = pl.scan_delta(items_t.table_uri, storage_options=options)
-    item_days = (
-        orders.filter(pl.col("order_id").is_in(item_changes.get_column("order_id").unique().implode()))
-        .select("order_date")
-        .collect()
-    )
-    touched = sorted(
-        set(order_changes.get_column("order_date").to_list())
-        | set(item_days.get_column("order_date").to_list()),
-        key=lambda d: (d is None, d),
-    )
-    day_filter = pl.col("order_date").is_in([d for d in touched if d is not None])
-    orders_slice = orders.filter(day_filter).collect()
-    items_slice = items.join(orders_slice.lazy().select("order_id"), on="order_id", how="semi").collect()
-    rows = daily_sales(orders_slice.lazy(), items_slice.lazy()).collect()
-    # the gate scans the silver rows this recomputation reads and the rows it produces
-    gates = [
-        run_gate(frame.select(upstream.column_names), upstream, stage="silver_to_gold", strict=True)
-        for frame, upstream in ((orders_slice, ORDERS), (items_slice, ORDER_ITEMS), (rows, spec))
-        if not frame.is_empty()
-    ]
-    return GoldBatch(spec, dict(current), touched, rows, gates)
+    gates = []
+    for n in changed:
+        spec = pipeline.dataset(n).spec
+        keys = pl.from_arrow(changes[n]).select(spec.keys).unique()  # type: ignore[union-attr]
+        current_rows = pl.from_arrow(now[n])
+        assert isinstance(current_rows, pl.DataFrame)
+        after = current_rows.join(keys, on=list(spec.keys), how="semi")
+        if not after.is_empty():
+            gates.append(run_gate(after.select(spec.column_names), spec, stage="silver_to_gold", strict=True))
+    if rows.num_rows:
+        gates.append(run_gate(rows, model.spec, stage="silver_to_gold", strict=True))
+    return GoldBatch(model, {_app(model, n): v for n, v in current.items()}, touched, rows, gates)
 
 
 def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
-    """Replace the touched partitions of the gold table; records the silver versions consumed."""
-    spec = batch.spec
+    """Replace the touched partitions of the model's table; records the inputs consumed."""
+    spec = batch.model.spec
     options = storage_options(settings)
     uri = settings.table_uri("gold", spec.name)
-    ensure_table(uri, spec.arrow_schema(), options, partition_by=[spec.partition_by] if spec.partition_by else None)
-    data = batch.rows.to_arrow().cast(spec.arrow_schema())
-    predicate = sql.in_list(spec.partition_by, batch.touched) if spec.partition_by else None
+    partition_by = [spec.partition_by] if spec.partition_by else None
+    ensure_table(uri, spec.arrow_schema(), options, partition_by=partition_by)
     props = commit_properties(
-        batch.consumed,
-        {"touched": [str(d) for d in batch.touched], "rows": data.num_rows},
+        batch.consumed, {"touched": [str(d) for d in batch.touched], "rows": batch.rows.num_rows}
     )
 
     def write() -> None:
+        if not batch.touched:
+            # nothing downstream changed: still record the versions consumed
+            write_deltalake(uri, batch.rows, mode="append", storage_options=options, commit_properties=props)
+            return
         write_deltalake(
-            uri, data, mode="overwrite", predicate=predicate or "FALSE",
-            partition_by=[spec.partition_by] if spec.partition_by else None,
-            storage_options=options, commit_properties=props,
+            uri, batch.rows, mode="overwrite", predicate=sql.in_list(spec.partition_by or "", batch.touched),
+            partition_by=partition_by, storage_options=options, commit_properties=props,
         )
 
-    if not batch.touched:
-        # nothing changed downstream of silver: still record the versions consumed
-        def write() -> None:  # noqa: F811
-            write_deltalake(uri, data, mode="append", storage_options=options, commit_properties=props)
-
     landed = write_once(uri, options, transactions=batch.consumed, write=write)
-    log.info("%s: %d days recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), data.num_rows, landed.version)
-    return GoldResult(spec.qualified_name, batch.touched, data.num_rows, landed.version)
+    log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)
+    preview = pl.from_arrow(batch.rows.slice(0, 20)).to_dicts()  # type: ignore[union-attr]
+    return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview)
 
 
-def rebuild(settings: Settings) -> pl.DataFrame:
-    """``daily_sales`` computed from scratch over all of silver (for checks and repair)."""
+def rebuild(settings: Settings, model: GoldModel) -> pl.DataFrame:
+    """The model computed from scratch over all of silver (for checks and repair)."""
     options = storage_options(settings)
-    orders = pl.scan_delta(settings.table_uri("silver", ORDERS.name), storage_options=options)
-    items = pl.scan_delta(settings.table_uri("silver", ORDER_ITEMS.name), storage_options=options)
-    return daily_sales(orders, items).collect()
+    tables = {n: DeltaTable(settings.table_uri("silver", n), storage_options=options).to_pyarrow_table() for n in model.inputs}
+    rows = run_model(model.sql, tables).select(model.spec.column_names).cast(model.spec.arrow_schema())
+    frame = pl.from_arrow(rows)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort(frame.columns)

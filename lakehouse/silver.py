@@ -27,6 +27,7 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
+from lakehouse.declaration import Dataset
 from lakehouse.errors import LakehouseError
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
@@ -130,8 +131,9 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
     return kept, frame.height - kept.height
 
 
-def prepare(settings: Settings, spec: TableSpec) -> SilverBatch | None:
+def prepare(settings: Settings, dataset: Dataset) -> SilverBatch | None:
     """Read, type and gate what silver has not consumed of bronze; None when up to date."""
+    spec = dataset.spec
     options = storage_options(settings)
     bronze = open_table(settings.table_uri("bronze", bronze_name(spec)), options)
     if bronze is None:

@@ -11,6 +11,7 @@ from lakehouse.bronze import bronze_name
 from lakehouse.catalog import table_names
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
+from lakehouse.declaration import load
 from lakehouse.simulator import simulate
 from lakehouse.storage import open_store, storage_options
 
@@ -46,7 +47,7 @@ def versions(settings: Settings | None = None) -> dict[str, int | None]:
     settings = settings or Settings()
     options = storage_options(settings)
     out = {}
-    for layer, name in table_names():
+    for layer, name in table_names(load()):
         table = open_table(settings.table_uri(layer, name), options)
         out[f"{layer}.{name}"] = None if table is None else table.version()
     return out
@@ -63,7 +64,7 @@ def contents(*, drop: tuple[str, ...] = ("_ingested_at",)) -> dict[str, pl.DataF
     settings = Settings()
     options = storage_options(settings)
     out = {}
-    for layer, name in table_names():
+    for layer, name in table_names(load()):
         if open_table(settings.table_uri(layer, name), options) is not None:
             out[f"{layer}.{name}"] = read(layer, name, drop=drop)
     return out

@@ -6,8 +6,8 @@ from decimal import Decimal
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from lakehouse.models import daily_sales
-from lakehouse.shop import ORDER_ITEMS, ORDERS
+from lakehouse.models import run_model, touched_partitions
+from lakehouse.shop import DAILY_SALES, ORDER_ITEMS, ORDERS
 from lakehouse.transform import collapse, parse_records
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,15 +96,42 @@ def test_daily_sales_sums_money_exactly_and_skips_cancelled() -> None:
         {
             "order_id": ["O1", "O1", "O2", "O3", "O4"],
             "line_no": [1, 2, 1, 1, 1],
-            "product_id": ["P1", "P1", "P1", "P1", "P1"],
+            "product_id": ["P1"] * 5,
             "category": ["toys"] * 5,
             "quantity": [3, 1, 5, 2, 9],
-            "unit_price": pl.Series([Decimal("0.10"), Decimal("0.10"), Decimal("9.99"), Decimal("0.005"), Decimal("1")], dtype=pl.Decimal(12, 3)),
+            "unit_price": pl.Series([Decimal("0.10"), Decimal("0.10"), Decimal("9.99"), Decimal("0.05"), Decimal("1")], dtype=pl.Decimal(12, 2)),
         }
-    ).with_columns(pl.col("unit_price").cast(pl.Decimal(12, 2)))
-    out = daily_sales(orders.lazy(), items.lazy()).collect()
+    )
+    out = pl.from_arrow(run_model(DAILY_SALES.sql, {"orders": orders.to_arrow(), "order_items": items.to_arrow()}))
     row = out.row(0, named=True)
     assert out.height == 1
     assert row["quantity"] == 6  # O1 (3 + 1) and O3 (2); O2 cancelled, O4 has no order yet
-    assert row["revenue"] == Decimal("0.40")  # 0.005 cast to scale 2 is 0.00 (truncated)
+    assert row["revenue"] == Decimal("0.50")  # 0.30 + 0.10 + 0.10, exact
     assert row["orders"] == 2
+
+
+def test_touched_partitions_include_the_old_and_the_new_day() -> None:
+    day1, day2 = date(2026, 1, 1), date(2026, 1, 2)
+    orders_old = pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day2, day2]})
+    orders_new = pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day1, day2]})
+    items = pl.DataFrame({"order_id": ["O1", "O2"], "line_no": [1, 1], "product_id": ["P1", "P2"],
+                          "category": ["toys", "toys"], "quantity": [1, 1],
+                          "unit_price": pl.Series([Decimal("1.00")] * 2, dtype=pl.Decimal(12, 2))})
+    # O1 moved from day 2 to day 1: its pre-image and post-image are the change
+    changes = pl.DataFrame({"order_id": ["O1", "O1"], "status": ["paid", "paid"], "order_date": [day2, day1]})
+    touched = touched_partitions(
+        DAILY_SALES.sql, "order_date",
+        changes={"orders": changes.to_arrow()},
+        old={"orders": orders_old.to_arrow(), "order_items": items.to_arrow()},
+        current={"orders": orders_new.to_arrow(), "order_items": items.to_arrow()},
+    )
+    assert touched == [day1, day2]
+    # a late line of O2 touches O2's day only
+    late = items.filter(pl.col("order_id") == "O2").with_columns(pl.lit(2).cast(pl.Int64).alias("line_no"))
+    touched = touched_partitions(
+        DAILY_SALES.sql, "order_date",
+        changes={"order_items": late.to_arrow()},
+        old={"orders": orders_new.to_arrow(), "order_items": items.to_arrow()},
+        current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow()},
+    )
+    assert touched == [day2]

@@ -1,0 +1,130 @@
+"""Malformed declarations fail at load time, naming the file, the path and the expectation."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from lakehouse.declaration import load, parse
+from lakehouse.errors import ConfigError
+from lakehouse.shop import SHOP_YAML
+
+BASE: dict[str, Any] = yaml.safe_load(SHOP_YAML)
+
+
+def variant(change) -> str:  # type: ignore[no-untyped-def]
+    doc = copy.deepcopy(BASE)
+    change(doc)
+    return yaml.safe_dump(doc)
+
+
+def shop(doc: dict[str, Any]) -> dict[str, Any]:
+    return doc["pipelines"]["shop"]
+
+
+def orders(doc: dict[str, Any]) -> dict[str, Any]:
+    return shop(doc)["datasets"]["orders"]
+
+
+def model(doc: dict[str, Any]) -> dict[str, Any]:
+    return shop(doc)["gold"]["daily_sales"]
+
+
+def setter(get, key: str, value: Any):  # type: ignore[no-untyped-def]
+    return lambda doc: get(doc).__setitem__(key, value)
+
+
+def deleter(get, key: str):  # type: ignore[no-untyped-def]
+    return lambda doc: get(doc).pop(key)
+
+
+CASES = [
+    ("key names no column", setter(orders, "key", "order_idd"), "pipelines.shop.datasets.orders.key", "'order_idd' is not a column"),
+    ("one of a composite key names no column", lambda d: shop(d)["datasets"]["order_items"].__setitem__("key", ["order_id", "line"]), "pipelines.shop.datasets.order_items.key", "'line' is not a column"),
+    ("key missing", deleter(orders, "key"), "pipelines.shop.datasets.orders.key", "required field is missing"),
+    ("empty key", setter(orders, "key", []), "pipelines.shop.datasets.orders.key", "needs a business key"),
+    ("unknown type", lambda d: orders(d)["columns"].__setitem__("status", "text"), "pipelines.shop.datasets.orders.columns.status.type", "unknown type 'text'"),
+    ("decimal out of range", lambda d: orders(d)["columns"].__setitem__("status", "decimal(50,2)"), "pipelines.shop.datasets.orders.columns.status.type", "precision 1–38"),
+    ("decimal scale above precision", lambda d: orders(d)["columns"].__setitem__("status", "decimal(4,6)"), "columns.status.type", "scale ≤ precision"),
+    ("bad column name", lambda d: orders(d)["columns"].__setitem__("order id", "string"), "pipelines.shop.datasets.orders.columns.order id", "not a valid column name"),
+    ("order_by names no column", setter(orders, "order_by", "changed_at"), "pipelines.shop.datasets.orders.order_by", "'changed_at' is not a column"),
+    ("order_by of a string column", setter(orders, "order_by", "status"), "pipelines.shop.datasets.orders.order_by", "must be a timestamp"),
+    ("partition_by names no column", setter(orders, "partition_by", "day"), "pipelines.shop.datasets.orders.partition_by", "'day' is not a column"),
+    ("unknown source", setter(orders, "source", "ftp"), "pipelines.shop.datasets.orders.source", "no source 'ftp'"),
+    ("unknown dataset field", setter(orders, "keys", ["order_id"]), "pipelines.shop.datasets.orders.keys", "unknown field"),
+    ("unknown source format", lambda d: shop(d)["sources"]["shop_files"].__setitem__("format", "xml"), "pipelines.shop.sources.shop_files.format", "'jsonl', 'csv' or 'parquet'"),
+    ("bad interval", lambda d: shop(d)["sources"]["shop_files"].__setitem__("interval", "15 minutes"), "pipelines.shop.sources.shop_files.interval", "an interval such as 5m"),
+    ("interval too long", lambda d: shop(d)["sources"]["shop_files"].__setitem__("interval", "48h"), "pipelines.shop.sources.shop_files", "between 1m and 24h"),
+    ("check names no column", lambda d: orders(d)["checks"].append({"missing": "customer"}), "pipelines.shop.datasets.orders.checks[7]", "'customer' is not a column"),
+    ("check with two kinds", lambda d: orders(d)["checks"].append({"missing": "status", "range": "status"}), "pipelines.shop.datasets.orders.checks[7]", "exactly one of"),
+    ("check with no kind", lambda d: orders(d)["checks"].append({"level": "warn"}), "pipelines.shop.datasets.orders.checks[7]", "found none"),
+    ("valid_values without values", lambda d: orders(d)["checks"].append({"valid_values": "status"}), "pipelines.shop.datasets.orders.checks[7]", "needs 'values"),
+    ("range without bounds", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity"}), "checks[9]", "needs 'min', 'max'"),
+    ("range min above max", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity", "min": 5, "max": 1}), "checks[9]", "above max"),
+    ("range on a string column", lambda d: orders(d)["checks"].append({"range": "status", "min": 0}), "pipelines.shop.datasets.orders.checks[7]", "needs a numeric column"),
+    ("bad level", lambda d: orders(d)["checks"].append({"missing": "status", "level": "error"}), "pipelines.shop.datasets.orders.checks[7].level", "'fail' or 'warn'"),
+    ("max_percent over 100", lambda d: orders(d)["checks"].append({"missing": "status", "max_percent": 150}), "pipelines.shop.datasets.orders.checks[7].max_percent", "less than or equal to 100"),
+    ("reference to an unknown dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id", "dataset": "invoices"}), "checks[9].dataset", "no dataset 'invoices'"),
+    ("reference without dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id"}), "checks[9]", "needs 'dataset"),
+    ("derive from a non-timestamp", lambda d: orders(d)["columns"].__setitem__("order_date", {"type": "date", "derive": "date(status)"}), "columns.order_date.derive", "needs a timestamp column"),
+    ("unknown derivation", lambda d: orders(d)["columns"].__setitem__("order_date", {"type": "date", "derive": "month(ordered_at)"}), "columns.order_date.derive", "unknown derivation"),
+    ("model SQL does not parse", setter(model, "sql", "SELEC 1"), "pipelines.shop.gold.daily_sales.sql", "does not parse"),
+    ("model reads an unknown table", setter(model, "sql", "select * from silver.invoices"), "pipelines.shop.gold.daily_sales.sql", "silver.invoices"),
+    ("model SQL names an unknown column", setter(model, "sql", "select order_day from silver.orders"), "pipelines.shop.gold.daily_sales.sql", "does not run against the declared silver schemas"),
+    ("model partition not in result", setter(model, "partition_by", "day"), "pipelines.shop.gold.daily_sales.partition_by", "'day' is not a column of the model's result"),
+    ("model result type unsupported", setter(model, "sql", "select order_date, sum(1) as n from silver.orders group by 1"), "pipelines.shop.gold.daily_sales.sql", "HUGEINT"),
+    ("model named like a dataset", lambda d: shop(d)["gold"].__setitem__("orders", model(d)), "pipelines.shop.gold.orders", "also a dataset"),
+    ("no datasets", lambda d: shop(d).__setitem__("datasets", {}), "pipelines.shop.datasets", "at least one dataset"),
+    ("pipelines missing", lambda d: d.pop("pipelines"), "pipelines", "required field is missing"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "where", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_malformed_declarations_fail_at_load_time(name: str, change, where: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as info:
+        parse(variant(change), path="my.yaml")
+    message = str(info.value)
+    assert "my.yaml: " in message, message
+    line = next((line for line in message.splitlines() if where in line), None)
+    assert line is not None, f"{where!r} not in:\n{message}"
+    assert expected in line, f"{expected!r} not in {line!r}"
+
+
+def test_not_yaml_and_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match="my.yaml: not valid YAML"):
+        parse("pipelines: [", path="my.yaml")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        parse("- 1", path="my.yaml")
+
+
+def test_the_shop_declaration_is_valid_and_derives_everything() -> None:
+    pipeline = parse(SHOP_YAML).pipeline()
+    orders_spec = pipeline.dataset("orders").spec
+    assert orders_spec.keys == ("order_id",) and orders_spec.partition_by == "order_date"
+    assert pipeline.dataset("order_items").spec.column("unit_price").decimal == (12, 2)
+    (daily,) = pipeline.models
+    assert daily.inputs == ("order_items", "orders")
+    assert daily.spec.column("revenue").dtype == "decimal(18,2)"
+
+
+def test_load_prefers_the_named_file_then_the_environment(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(SHOP_YAML)
+    assert load(path).path == str(path)
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(path))
+    assert load().path == str(path)
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(tmp_path / "absent.yaml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load()
+
+
+def test_several_pipelines_need_a_name() -> None:
+    doc = copy.deepcopy(BASE)
+    doc["pipelines"]["shop2"] = doc["pipelines"]["shop"]
+    declaration = parse(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match="--pipeline"):
+        declaration.pipeline()
+    assert declaration.pipeline("shop2").name == "shop2"
