@@ -7,6 +7,8 @@ Its forms are a contract that users and checks script against::
     lakehouse run --at T [--interval 15m] [--pipeline NAME]
     lakehouse query "SQL" [--format table|csv|json]
     lakehouse validate [--config PATH]
+    lakehouse contract TABLE [--stage batch|strict] [--config PATH]
+    lakehouse quarantine list [--table T] [--limit N] [--format table|csv|json]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -62,7 +64,7 @@ def _declaration(config: str | None) -> Any:
     try:
         return load(config)
     except ConfigError as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
 
 
@@ -148,7 +150,7 @@ def run(
     try:
         declaration.pipeline(pipeline)
     except ConfigError as exc:
-        err.print(str(exc), markup=False)
+        typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
     ok, result = _run_window(_time(at), interval, pipeline)
     if not ok:
@@ -176,7 +178,10 @@ def query(
         raise typer.Exit(1) from exc
     if result is None:
         return
-    frame = result.pl()
+    _emit(result.pl(), format)
+
+
+def _emit(frame: Any, format: Format) -> None:
     if format is Format.csv:
         sys.stdout.write(frame.write_csv())
     elif format is Format.json:
@@ -199,6 +204,7 @@ def demo(
     from lakehouse.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the tables below say it all
     server = None
     if not os.environ.get("LAKEHOUSE_WAREHOUSE"):
         with console.status("starting an embedded moto S3 server"):
@@ -223,8 +229,13 @@ def demo(
                 raise typer.Exit(1)
             _print_summary(result)
         con = connect(settings, declaration)
-        console.rule("gold.daily_sales")
-        _print_frame(con.sql("SELECT * FROM gold.daily_sales ORDER BY order_date, product_id").pl())
+        console.rule("gold.daily_sales, per day and category")
+        _print_frame(con.sql(
+            "SELECT order_date, category, count(*) AS products, sum(quantity) AS quantity, "
+            "sum(revenue) AS revenue, sum(orders) AS product_orders "
+            "FROM gold.daily_sales GROUP BY ALL ORDER BY ALL"
+        ).pl())
+        console.print("(per product: lakehouse query \"select * from gold.daily_sales\" against a warehouse you keep)")
     finally:
         if server is not None:
             server.stop()
@@ -248,13 +259,72 @@ def validate(config: ConfigOption = None) -> None:
     console.print("[green]valid[/]")
 
 
+quarantine_app = typer.Typer(help="Rows that row-level rules rejected, with their reasons.", no_args_is_help=True)
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    table: Annotated[str | None, typer.Option(help="Only this dataset (orders or silver.orders).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    config: ConfigOption = None,
+) -> None:
+    """Show quarantined rows: table, reason, where they came from and the raw record."""
+    from lakehouse.catalog import connect
+
+    declaration = _declaration(config)
+    con = connect(_settings(), declaration)
+    names = [r[0] for r in con.sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'quarantine'"
+    ).fetchall()]
+    if table:
+        names = [n for n in names if n == table.split(".")[-1]]
+    if not names:
+        console.print("nothing quarantined")
+        return
+    union = " UNION ALL ".join(f'SELECT * FROM quarantine."{n}"' for n in names)
+    frame = con.execute(
+        f"SELECT _table AS \"table\", _reject_reason AS reason, _source_position AS file, _line AS line, "
+        f"_raw AS raw FROM ({union}) ORDER BY _landed_at, file, line LIMIT ?", [limit]
+    ).pl()
+    _emit(frame, format)
+
+
+@app.command()
+def contract(
+    table: Annotated[str, typer.Argument(help="silver.<dataset> or gold.<model> (or just the name).")],
+    stage: Annotated[str, typer.Option(help="batch: the bronze→silver gate; strict: the silver→gold gate.")] = "batch",
+    config: ConfigOption = None,
+) -> None:
+    """Print the Soda contract generated for a table's gate."""
+    from lakehouse.gates import build_contract
+
+    if stage not in ("batch", "strict"):
+        raise typer.BadParameter("--stage is batch or strict")
+    declaration = _declaration(config)
+    name = table.split(".")[-1]
+    specs = {ds.spec.name: ds.spec for p in declaration.pipelines.values() for ds in p.datasets}
+    specs |= {m.spec.name: m.spec for p in declaration.pipelines.values() for m in p.models}
+    if name not in specs:
+        err.print(f"no table {table!r}; declared: {', '.join(s.qualified_name for s in specs.values())}")
+        raise typer.Exit(2)
+    spec = specs[name]
+    strict = stage == "strict" or spec.layer == "gold"
+    sys.stdout.write(build_contract(spec, dataset=f"lake/main/{spec.name}", strict=strict))
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     table = Table(title=f"window {summary['window']}: {summary['files']} files")
     for col in ("table", "read", "merged", "duplicates", "rejected", "inserted", "updated"):
-        table.add_column(col, justify="left" if col == "table" else "right")
+        table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
     for t in summary["tables"]:
         table.add_row(t["table"], *(str(t[c]) for c in ("read", "merged", "duplicates", "rejected", "inserted", "updated")))
     console.print(table)
+    for t in summary["tables"]:
+        if t["reasons"]:
+            why = ", ".join(f"{n} × {reason}" for reason, n in t["reasons"].items())
+            console.print(f"  quarantined from {t['table']}: {why}")
     for g in summary["gold"]:
         console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s) {', '.join(g['partitions'])}")
 

@@ -62,16 +62,16 @@ def micro_batch(
     landed = [ingest_bronze(settings, ds, window) for ds in chosen.datasets]
     crash_point("bronze.committed")
 
-    batches = [prepare_silver(settings, ds) for ds in chosen.datasets]
-    raise_if_blocked([b.gate for b in batches if b is not None])
+    batches = [prepare_silver(settings, ds, window) for ds in chosen.datasets]
+    raise_if_blocked([b.gate for b in batches if b is not None], window=window)
     merged = [commit_silver(settings, b) for b in batches if b is not None]
 
     refreshed = []
     for model in chosen.models:
-        batch = prepare_gold(settings, chosen, model)
+        batch = prepare_gold(settings, chosen, model, window)
         if batch is None:
             continue
-        raise_if_blocked(batch.gates)
+        raise_if_blocked(batch.gates, window=window)
         crash_point("gold.prepared")
         refreshed.append(commit_gold(settings, batch))
 
@@ -88,6 +88,7 @@ def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, re
         tables.append({
             "table": r.table, "read": c.read, "merged": c.merged, "duplicates": c.duplicates,
             "rejected": c.rejected, "superseded": c.superseded, "inserted": r.inserted, "updated": r.updated,
+            "reasons": r.reasons or {},
         })
     return {
         "pipeline": pipeline.name,
@@ -109,6 +110,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     for t in summary["tables"]:
         lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | "
                      f"{t['rejected']} | {t['inserted']} | {t['updated']} |")
+    for t in summary["tables"]:
+        if t["reasons"]:
+            lines += ["", f"Quarantined from {t['table']}: " + ", ".join(f"{n} × {why}" for why, n in t["reasons"].items())]
     for g in summary["gold"]:
         lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
                       f"({', '.join(g['partitions'])}), {g['rows']} rows."]

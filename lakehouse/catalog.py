@@ -30,8 +30,12 @@ def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConn
     con = duckdb.connect()
     con.execute("SET disabled_optimizers = 'filter_pushdown,join_filter_pushdown'")  # see lakehouse.models._connect
     options = storage_options(settings)
-    for layer, name in table_names(declaration):
-        table = open_table(settings.table_uri(layer, name), options)
+    from lakehouse.quality import scan_results_uri
+
+    uris = [(layer, name, settings.table_uri(layer, name)) for layer, name in table_names(declaration)]
+    uris.append(("quality", "scan_results", scan_results_uri(settings)))
+    for layer, name, uri in uris:
+        table = open_table(uri, options)
         if table is None:
             continue
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')

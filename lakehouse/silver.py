@@ -103,6 +103,8 @@ class SilverResult:
     inserted: int = 0
     updated: int = 0
     skipped: bool = False
+    reasons: dict[str, int] | None = None
+    """Rejected rows per reason (the first reason of each row)."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -275,4 +277,20 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         version=landed.version,
         inserted=int(metrics.get("num_target_rows_inserted", 0)),
         updated=int(metrics.get("num_target_rows_updated", 0)),
+        reasons=reason_counts(batch.rejected),
     )
+
+
+def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:
+    """How many rows were rejected for each reason, the value details left out."""
+    if rejected.is_empty():
+        return {}
+    kinds = (
+        rejected.select(
+            pl.col("_reject_reason").str.split("; ").list.first().str.replace(r"[:'].*$", "").str.strip_chars().alias("reason")
+        )
+        .group_by("reason")
+        .len()
+        .sort(["len", "reason"], descending=[True, False])
+    )
+    return dict(kinds.iter_rows())

@@ -187,9 +187,10 @@ def _window(
         tie.append(first)
 
     if bad:
-        for i, rec in enumerate(new_orders):
-            if isinstance(rec, dict) and i % 10 < 7:
-                new_orders[i] = {k: v for k, v in rec.items() if k != "order_id"}
+        for records in (new_orders, updates, tie):
+            for i, rec in enumerate(records):
+                if isinstance(rec, dict) and i % 10 < 7:
+                    records[i] = {k: v for k, v in rec.items() if k != "order_id"}
 
     files = {
         _key("orders", at(timedelta(minutes=1)), 0): _dumps(new_orders),

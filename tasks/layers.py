@@ -9,8 +9,10 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run
 
-from lakehouse import bronze, gold, silver
+from lakehouse import bronze, gold, quality, silver
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset, GoldModel, Pipeline
 from lakehouse.errors import GateFailed
@@ -34,8 +36,9 @@ def ingest_bronze(settings: Settings, dataset: Dataset, window: Window) -> bronz
     return result
 
 
-def publish_gate(result: GateResult) -> None:
-    """A table artifact of a gate's checks, visible on the run in the Prefect UI."""
+def publish_gate(settings: Settings, result: GateResult, window: Window | None = None) -> None:
+    """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact."""
+    quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None)
     create_table_artifact(
         key=f"gate-{result.table.replace('.', '-').replace('_', '-')}",
         table=[
@@ -52,9 +55,30 @@ def publish_gate(result: GateResult) -> None:
     )
 
 
-def raise_if_blocked(results: list[GateResult]) -> None:
-    """Fail the run, naming every failing check, if any gate failed."""
+def raise_if_blocked(results: list[GateResult], *, window: Window | None = None) -> None:
+    """Fail the run, naming every failing check, if any gate failed.
+
+    Each blocked table also emits a ``lakehouse.gate.failed`` Prefect event (resource
+    ``lakehouse.table.<layer>.<table>``) that an automation can alert on.
+    """
     failed = [r for r in results if not r.passed]
+    for r in failed:
+        emit_event(
+            event="lakehouse.gate.failed",
+            resource={"prefect.resource.id": f"lakehouse.table.{r.table}", "prefect.resource.name": r.table},
+            payload={
+                "table": r.table,
+                "stage": r.stage,
+                "window_start": window.start.isoformat() if window else None,
+                "window_end": window.end.isoformat() if window else None,
+                "failed_checks": r.failed_checks(),
+                "checks": [
+                    {"check": c.name, "level": c.level, "passed": c.passed, "value": c.value, "threshold": c.threshold}
+                    for c in r.checks
+                ],
+                "rows": r.rows,
+            },
+        )
     if failed:
         raise GateFailed(
             "promotion blocked: " + "; ".join(r.summary() for r in failed),
@@ -64,11 +88,11 @@ def raise_if_blocked(results: list[GateResult]) -> None:
 
 
 @task(name="silver-gate", task_run_name="gate silver.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
-def prepare_silver(settings: Settings, dataset: Dataset) -> silver.SilverBatch | None:
+def prepare_silver(settings: Settings, dataset: Dataset, window: Window | None = None) -> silver.SilverBatch | None:
     """Read and type silver's bronze increment and run its Soda gate."""
     batch = silver.prepare(settings, dataset)
     if batch is not None:
-        publish_gate(batch.gate)
+        publish_gate(settings, batch.gate, window)
     return batch
 
 
@@ -85,12 +109,12 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
 
 
 @task(name="gold-gate", task_run_name="gate gold.{model.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
-def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel) -> gold.GoldBatch | None:
+def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel, window: Window | None = None) -> gold.GoldBatch | None:
     """Find the partitions silver's changes touch, recompute them, and gate the rows read and made."""
     batch = gold.prepare(settings, pipeline, model)
     if batch is not None:
         for result in batch.gates:
-            publish_gate(result)
+            publish_gate(settings, result, window)
     return batch
 
 

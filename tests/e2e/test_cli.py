@@ -39,8 +39,30 @@ def test_simulate_run_query_and_a_blocked_gate(warehouse: str, prefect_api: str)
     rows = [json.loads(line) for line in js.stdout.splitlines()]
     assert rows and {"order_date", "revenue"} <= rows[0].keys()
 
+    quarantined = lakehouse("quarantine", "list", "--format", "json")
+    assert quarantined.returncode == 0, quarantined.stderr
+    rows = [json.loads(line) for line in quarantined.stdout.splitlines()]
+    assert any(r["reason"].startswith("malformed") for r in rows)
+    assert all(r["raw"] is not None and r["file"] for r in rows)
+
+    scans = lakehouse("query", "select count(*) as n from quality.scan_results where not gate_passed", "--format", "csv")
+    assert scans.returncode == 0 and int(scans.stdout.splitlines()[1]) > 0
+
     bad_sql = lakehouse("query", "select * from silver.nope")
     assert bad_sql.returncode == 1 and "query failed" in bad_sql.stderr
+
+
+def test_validate_and_contract(tmp_path) -> None:
+    ok = lakehouse("validate")
+    assert ok.returncode == 0 and "silver.orders" in ok.stdout and "valid" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("pipelines:\n  p:\n    sources: {s: {}}\n    datasets:\n      d: {source: s, columns: {a: string}, key: b}\n")
+    out = lakehouse("validate", "--config", str(bad))
+    assert out.returncode == 2
+    assert f"{bad}: pipelines.p.datasets.d.key: 'b' is not a column of d" in out.stderr
+    contract = lakehouse("contract", "silver.order_items", "--stage", "strict")
+    assert contract.returncode == 0, contract.stderr
+    assert "duplicate(order_id,line_no)" in contract.stdout and "lake/main/order_items" in contract.stdout
 
 
 def test_timestamps_need_a_zone(warehouse: str) -> None:

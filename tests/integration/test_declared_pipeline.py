@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -121,27 +122,22 @@ def key_of(folder: str, minute: int, part: int) -> str:
     return f"ledger/{folder}/{landed:%Y/%m/%d/%H/%M}/part-{part}.jsonl"
 
 
-def direct_gold() -> pl.DataFrame:
-    """The model computed straight from the raw records: latest version per key, in DuckDB."""
-    rows = {"invoices": [], "lines": []}
-    for files in FILES.values():
-        for folder, minute, part, records in files:
-            key = key_of(folder, minute, part)
-            for n, r in enumerate(records, start=1):
-                rows[folder].append({**r, "_landed": minute, "_key": key, "_line": n})
+def direct_gold(raw: Path) -> pl.DataFrame:
+    """The model computed straight from the raw files: DuckDB reads the JSONL, keeps the
+    latest version per key (updated_at, then the later file) and aggregates."""
     con = duckdb.connect()
-    con.register("inv_raw", pl.DataFrame(rows["invoices"]).to_arrow())
-    con.register("lin_raw", pl.DataFrame(rows["lines"]).to_arrow())
     return con.sql(
-        """
-        WITH inv AS (
-          SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id
-                   ORDER BY updated_at DESC, _landed DESC, _key DESC, _line DESC) AS rn FROM inv_raw) WHERE rn = 1),
-        lin AS (
-          SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id, line
-                   ORDER BY updated_at DESC, _landed DESC, _key DESC, _line DESC) AS rn FROM lin_raw) WHERE rn = 1)
+        f"""
+        WITH inv_raw AS (SELECT * FROM read_json('{raw}/ledger/invoices/**/*.jsonl', filename = true,
+                           columns = {{invoice_id: 'VARCHAR', account: 'VARCHAR', issued_at: 'VARCHAR', updated_at: 'VARCHAR'}})),
+             lin_raw AS (SELECT * FROM read_json('{raw}/ledger/lines/**/*.jsonl', filename = true,
+                           columns = {{invoice_id: 'VARCHAR', line: 'BIGINT', sku: 'VARCHAR', qty: 'BIGINT', price: 'DECIMAL(10,2)', updated_at: 'VARCHAR'}})),
+        inv AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id
+                   ORDER BY CAST(updated_at AS TIMESTAMPTZ) DESC, filename DESC) AS rn FROM inv_raw) WHERE rn = 1),
+        lin AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY invoice_id, line
+                   ORDER BY CAST(updated_at AS TIMESTAMPTZ) DESC, filename DESC) AS rn FROM lin_raw) WHERE rn = 1)
         SELECT CAST(CAST(inv.issued_at AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS DATE) AS issue_day, inv.account,
-               CAST(sum(lin.qty * CAST(lin.price AS DECIMAL(10,2))) AS DECIMAL(18,2)) AS revenue,
+               CAST(sum(lin.qty * lin.price) AS DECIMAL(18,2)) AS revenue,
                CAST(count(*) AS BIGINT) AS lines
         FROM lin JOIN inv USING (invoice_id) GROUP BY ALL ORDER BY ALL
         """
@@ -171,7 +167,12 @@ def test_a_yaml_only_pipeline_lands_gold_equal_to_a_direct_computation(warehouse
     assert {"2026-02-01", "2026-02-02"} <= set(partitions_seen[3])
 
     incremental = read("gold", "revenue_by_day")
-    expected = direct_gold()
+    raw = tmp_path / "raw"
+    for obj in landing.list("ledger/"):  # the raw files, as they landed in S3
+        (raw / obj.key).parent.mkdir(parents=True, exist_ok=True)
+        (raw / obj.key).write_bytes(landing.get(obj.key))
+    expected = direct_gold(raw)
+    assert expected.height >= 4
     assert_frame_equal(incremental.sort(["issue_day", "account"]), expected.sort(["issue_day", "account"]), check_dtypes=True)
     model = load().pipeline("ledger").models[0]
     assert_frame_equal(incremental, gold.rebuild(settings, model))

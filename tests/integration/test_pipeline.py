@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
+import httpx
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
 from lakehouse import gold
+from lakehouse.catalog import connect
 from lakehouse.commit import app_id, open_table
 from lakehouse.config import Settings
+from lakehouse.declaration import load
 from lakehouse.shop import DAILY_SALES
 from lakehouse.storage import storage_options
 from tests.integration.helpers import contents, land, read, run, versions, window_end
@@ -85,7 +89,19 @@ def test_incremental_gold_equals_a_rebuild_from_silver(warehouse: str) -> None:
     assert_frame_equal(incremental, rebuilt)
 
 
-def test_a_blocking_gate_leaves_silver_and_gold_untouched_until_the_source_is_fixed(warehouse: str) -> None:
+def gate_failed_events(api: str, timeout: float = 20.0) -> list[dict]:
+    """The ``lakehouse.gate.failed`` events the Prefect API has received (they arrive async)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = httpx.post(f"{api}/events/filter", json={"filter": {"event": {"prefix": ["lakehouse.gate.failed"]}}, "limit": 50})
+        resp.raise_for_status()
+        events = resp.json()["events"]
+        if events or time.monotonic() > deadline:
+            return events
+        time.sleep(0.5)
+
+
+def test_a_blocking_gate_leaves_silver_and_gold_untouched_until_the_source_is_fixed(warehouse: str, prefect_api: str) -> None:
     land(2, bad_window=2)
     assert run(1).is_completed()
     settings = Settings()
@@ -102,6 +118,17 @@ def test_a_blocking_gate_leaves_silver_and_gold_untouched_until_the_source_is_fi
     silver = open_table(settings.table_uri("silver", "orders"), options)
     consumed = silver.transaction_version(app_id("silver/orders", "bronze/orders_raw"))
     assert consumed < after["bronze.orders_raw"]
+
+    events = gate_failed_events(prefect_api)
+    assert any(e["payload"]["table"] == "silver.orders" and "missing(order_id)" in e["payload"]["failed_checks"]
+               and e["payload"]["window_end"] == window_end(2).isoformat() for e in events), events
+
+    scans = connect(settings, load()).sql(
+        "SELECT \"table\", \"check\", value, window_end FROM quality.scan_results "
+        "WHERE NOT passed AND stage = 'bronze_to_silver'"
+    ).pl()
+    assert scans.row(0, named=True)["check"] == "missing(order_id)"
+    assert scans.row(0, named=True)["value"] > 50
 
     land(1, first=2)  # the source re-delivers window 2, fixed
     state = run(2)
