@@ -148,6 +148,8 @@ def prepare(settings: Settings, dataset: Dataset) -> SilverBatch | None:
         return None
 
     increment, superseded = read_increment(bronze, start, end)
+    if increment.is_empty():
+        return None  # only the table's creation: nothing to promote yet
     parsed = parse_records(increment.lazy(), spec).collect()
     gate = run_gate(
         parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False

@@ -102,7 +102,10 @@ def parse_records(lines: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     typed = [_convert(pl.col(f"__text_{c.name}"), c).alias(c.name) for c in fields]
     derived = [_derive(c).alias(c.name) for c in spec.columns if c.derive is not None]
 
-    reasons: list[pl.Expr] = [pl.when(~is_object).then(pl.lit("malformed: not a JSON object"))]
+    reasons: list[pl.Expr] = [
+        pl.when(~is_object).then(pl.lit("malformed: not a parseable JSON object")),
+        pl.when(raw.str.contains("\ufffd", literal=True)).then(pl.lit("encoding: not valid UTF-8")),
+    ]
     for c in fields:
         text = pl.col(f"__text_{c.name}")
         reasons.append(
@@ -110,6 +113,20 @@ def parse_records(lines: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
                 pl.format(f"wrong type: {c.name} '{{}}' is not {c.dtype}", text.str.slice(0, 80))
             )
         )
+        if dec := c.decimal:
+            # a cast would round 19.999 to 20.00: money with more places than declared is refused
+            exact = rf"^-?\d+(\.\d{{0,{dec[1]}}})?$" if dec[1] else r"^-?\d+(\.0*)?$"
+            reasons.append(
+                pl.when(pl.col(c.name).is_not_null() & ~text.str.contains(exact)).then(
+                    pl.format(f"wrong type: {c.name} '{{}}' is not a plain decimal with at most {dec[1]} places", text.str.slice(0, 80))
+                )
+            )
+        if c.dtype == "float64":
+            reasons.append(
+                pl.when(pl.col(c.name).is_not_null() & ~pl.col(c.name).is_finite()).then(
+                    pl.format(f"wrong type: {c.name} '{{}}' is not a finite number", text.str.slice(0, 80))
+                )
+            )
     for check in spec.checks:
         rule = _rule(check)
         if rule is not None:
