@@ -12,7 +12,7 @@ from prefect.runtime import flow_run
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
 from lakehouse.faults import crash_point
-from lakehouse.simulator import parse_interval
+from lakehouse.simulator import parse_interval, parse_time
 from lakehouse.window import Window, window_ending_at
 from tasks.layers import (
     commit_gold,
@@ -24,7 +24,7 @@ from tasks.layers import (
 )
 
 
-def resolve(at: datetime | None, interval: str | None, pipeline: str | None) -> tuple[Pipeline, Window]:
+def resolve(at: datetime | str | None, interval: str | None, pipeline: str | None) -> tuple[Pipeline, Window]:
     """The pipeline, and the window ending at ``at`` or at the run's scheduled time.
 
     The window never comes from the clock: a scheduled run at 10:15 with a 15-minute
@@ -32,6 +32,8 @@ def resolve(at: datetime | None, interval: str | None, pipeline: str | None) -> 
     """
     chosen = load().pipeline(pipeline)
     length: timedelta = parse_interval(interval) if interval else chosen.interval
+    if isinstance(at, str):  # parameters of a deployment run arrive as JSON text
+        at = parse_time(at)
     if at is None:
         scheduled = flow_run.scheduled_start_time
         at = datetime.fromisoformat(str(scheduled)) if scheduled else datetime.now(UTC)
