@@ -94,10 +94,16 @@ async def _artifacts(run_id: UUID) -> list:
         return await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
 
 
-def test_deployed_runs_complete_one_at_a_time_with_artifacts(prefect_server: dict[str, str], warehouse: str, monkeypatch) -> None:
+def test_deployed_runs_complete_one_at_a_time_with_artifacts(prefect_server: dict[str, str], warehouse: str, prefect_api: str) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     env = {**prefect_server, **{k: os.environ[k] for k in ("LAKEHOUSE_WAREHOUSE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}}
-    for key in ("PREFECT_API_URL", "PREFECT_HOME"):
-        monkeypatch.setenv(key, env[key])
+    # this process's client must talk to this server, not to the session's test harness
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        _deploy_and_run(env)
+
+
+def _deploy_and_run(env: dict[str, str]) -> None:
     cli(sys.executable, "-m", "flows.cli", "simulate", "--start", "2026-01-01T00:00:00Z", "--windows", "2", env=env)
     cli(PREFECT, "work-pool", "create", "--type", "process", "local", env=env)
     cli(PREFECT, "--no-prompt", "deploy", "--all", env=env)
