@@ -1,26 +1,62 @@
 """The shop simulator: seeded, deterministic orders and order items as landing JSONL files.
 
 Window k covers ``[start + (k-1)·interval, start + k·interval)``. Its content depends only
-on the seed, its own start and the interval, so simulating windows 1..3 and then 4..6
-writes exactly the bytes of one call for 1..6. Every order has a deterministic lifecycle
-(placed → paid → shipped → delivered, or cancelled), and later windows emit its updates.
+on the seed, its own start and the interval (and on ``bad_window`` naming it), never on
+which other windows one call writes: every window draws from its own ``random.Random``,
+seeded with a SHA-256 of ``seed:start:interval`` (Python's ``hash()`` is salted per process
+and is never used). So simulating windows 1..3 and then 4..6 writes exactly the bytes of
+one call for 1..6.
 
-Faults, each present in every run of a few windows:
+Every order has a deterministic lifecycle (placed → paid → shipped → delivered, or
+cancelled, or placed → paid only). The updates a window emits are those of the orders of
+the previous :data:`LOOKBACK` windows, which it regenerates from their own seeds. The
+first windows of a run therefore also update orders of windows before the run (the shop
+existed before the simulation started); that is what keeps windows independent.
 
-1. updates: orders of the previous windows get later versions (status progression);
-2. out-of-order updates: an order's original (older) version arrives again later and must
-   lose to the newer one already delivered;
-3. exact duplicate lines in one file;
-4. a file delivered twice: the new-orders file again, same bytes, under another key;
-5. malformed lines: truncated JSON and text that is not JSON;
-6. rows that break row checks: status ``lost``, quantity ``-1``, a null ``product_id``;
-7. an update that corrects ``ordered_at`` to the previous day (a partition move);
-8. late lines: a new line of an earlier window's order;
-9. ties: two versions of one order with the same ``updated_at`` in different files (the
-   later landing wins).
+Files of a window (interval 15 minutes, window start ``S``)::
 
-With ``bad_window=k`` most order lines of window k lack ``order_id``, so the batch-level
-missing-key check fails.
+    orders/…/S+1m/part-0.jsonl        new orders (status placed)
+    order_items/…/S+1m/part-0.jsonl   their lines (1–4 per order)
+    orders/…/S+7m/part-1.jsonl        later versions of earlier windows' orders
+    order_items/…/S+7m/part-1.jsonl   a late line of an earlier window's order
+    orders/…/S+8m/part-2.jsonl        a version tying with one in part-1
+    orders/…/S+9m/part-9.jsonl        part-0 of the orders delivered a second time
+
+Landing times are whole minutes inside the window, written in the key
+(``YYYY/MM/DD/HH/MM``, UTC); every record's time is before its file's landing time.
+
+Faults, each in every window (so in any run of a few windows), and how they are made:
+
+1. updates: ``orders/…/part-1`` holds the next version of every order of the previous
+   four windows whose lifecycle has a step due (``paid`` after one window, ``shipped``
+   after two, ``delivered`` after three; about 8 % are ``cancelled`` after one window),
+   with ``updated_at`` inside the current window;
+2. out-of-order updates: ``part-1`` also carries the original ``placed`` version of the
+   first order of two windows back, older than its ``paid`` version delivered by the
+   previous window; it must lose in silver;
+3. exact duplicate records: the fourth order line and the first item line appear twice,
+   byte for byte, in their ``part-0`` file;
+4. a file delivered twice: ``orders/…/part-0`` again, same bytes, as ``part-9`` eight
+   minutes later;
+5. malformed lines: a truncated JSON object in ``orders/…/part-0``, the text
+   ``not json at all`` in ``order_items/…/part-0``;
+6. rows that break row checks: a version of an order of the previous window with status
+   ``lost`` (newer than its valid versions, so it is quarantined and the valid one
+   stays), an item with quantity ``-1`` (line 99 of the first order) and one with a null
+   ``product_id`` (line 98 of the second order);
+7. an update that corrects ``ordered_at`` to the previous day: every version after
+   ``placed`` of orders 3, 20, 37 … (``n % 17 == 3``) moves them one day back, so their
+   ``order_date`` partition changes;
+8. late lines: ``order_items/…/part-1`` holds a new line (next ``line_no``) of the second
+   order of the previous window;
+9. ties: ``orders/…/part-2`` repeats the first version of ``part-1`` with the same
+   ``updated_at`` but another ``customer_id`` (``C-9999``): ingestion order (the later
+   landing) must break the tie.
+
+Faulty rows stay well under 10 % of each file's rows (about 5 % with the default 40
+orders per window). With ``bad_window=k``, 70 % of the order records of window k lack the
+``order_id`` field, so the batch-level missing-key check fails; window k writes the same
+keys as without it, so a corrected re-delivery overwrites them.
 """
 
 from __future__ import annotations
@@ -37,17 +73,26 @@ from typing import Any
 from lakehouse.storage import ObjectStore
 
 CATEGORIES = ("books", "toys", "garden", "kitchen", "games")
-PRODUCTS = tuple(
+PRODUCTS: tuple[tuple[str, str, Decimal], ...] = tuple(
     (f"P-{i:03d}", CATEGORIES[i % len(CATEGORIES)], Decimal(i * 731 % 9000 + 199) / 100)
     for i in range(50)
 )
+"""(product_id, category, unit price) of the 50 products: fixed, independent of the seed."""
 LOOKBACK = 4
 """How many earlier windows an order keeps getting updates from."""
+TIE_CUSTOMER = "C-9999"
+MIN_ORDERS, MAX_ORDERS = 5, 9999
+
+_MINUTE = timedelta(minutes=1)
+_SECOND = timedelta(seconds=1)
+
+Line = tuple[int, str, str, int, Decimal]
+"""(line_no, product_id, category, quantity, unit_price)."""
 
 
 @dataclass(frozen=True)
 class SimulatedWindow:
-    """What :func:`simulate` wrote for one window."""
+    """What :func:`simulate` wrote for one window: its keys and its line counts."""
 
     start: datetime
     end: datetime
@@ -57,7 +102,10 @@ class SimulatedWindow:
 
 
 def _rng(seed: int, *parts: object) -> random.Random:
-    text = ":".join([str(seed), *(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)])
+    """A ``Random`` seeded from a stable hash of ``seed`` and ``parts`` (never ``hash()``)."""
+    text = ":".join(
+        [str(seed), *(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)]
+    )
     return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
 
 
@@ -69,54 +117,74 @@ def _key(prefix: str, landed: datetime, part: int) -> str:
     return f"{prefix}/{landed:%Y/%m/%d/%H/%M}/part-{part}.jsonl"
 
 
+def _floor_minute(t: datetime) -> datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def _ceil_minute(t: datetime) -> datetime:
+    floor = _floor_minute(t)
+    return floor if floor == t else floor + _MINUTE
+
+
+def _seconds_until(start: datetime, end: datetime) -> int:
+    """Whole seconds in ``[start, end)``, at least 1 (so ``randrange`` always has a choice)."""
+    return max(1, int((end - start).total_seconds()))
+
+
 @dataclass(frozen=True)
 class _Order:
     order_id: str
     customer_id: str
     ordered_at: datetime
-    lines: tuple[tuple[int, str, str, int, Decimal], ...]
+    lines: tuple[Line, ...]
     events: tuple[tuple[int, str], ...]
     """(windows after creation, status) of each later version."""
     corrected: bool
-    """Whether the first event moves ordered_at to the previous day."""
+    """Whether the versions after ``placed`` move ordered_at to the previous day."""
 
 
-def _orders_of(seed: int, start: datetime, interval: timedelta, n: int) -> list[_Order]:
-    """The orders created in the window starting at ``start`` (a pure function)."""
+def _orders_of(
+    seed: int, start: datetime, interval: timedelta, n: int, placed_before: datetime
+) -> list[_Order]:
+    """The orders created in the window starting at ``start`` (a pure function of its arguments)."""
     rng = _rng(seed, start, interval, "orders")
+    span = _seconds_until(start, placed_before)
     out = []
     for i in range(n):
         order_id = f"O-{start:%Y%m%d%H%M}-{i:04d}"
-        ordered_at = start + timedelta(seconds=rng.randrange(0, 60))
+        ordered_at = start + timedelta(seconds=rng.randrange(span))
         lines = []
         for line_no in range(1, rng.randint(1, 4) + 1):
             product, category, price = PRODUCTS[rng.randrange(len(PRODUCTS))]
             lines.append((line_no, product, category, rng.randint(1, 5), price))
         roll = rng.random()
+        if i == 0:
+            roll = 0.5  # the first order always runs the full lifecycle: faults 2 and 9 use it
         if roll < 0.08:
             events: tuple[tuple[int, str], ...] = ((1, "cancelled"),)
         elif roll < 0.7:
             events = ((1, "paid"), (2, "shipped"), (3, "delivered"))
         else:
             events = ((2, "paid"),)
-        out.append(
-            _Order(order_id, f"C-{rng.randrange(10000):04d}", ordered_at, tuple(lines), events, i % 17 == 3)
-        )
+        customer = f"C-{rng.randrange(9999):04d}"  # C-9999 is reserved for the tie
+        out.append(_Order(order_id, customer, ordered_at, tuple(lines), events, i % 17 == 3))
     return out
 
 
-def _order_record(o: _Order, status: str, updated_at: datetime, *, corrected: bool, customer: str | None = None) -> dict[str, Any]:
+def _order_record(
+    o: _Order, status: str, updated_at: datetime, *, corrected: bool
+) -> dict[str, Any]:
     ordered_at = o.ordered_at - timedelta(days=1) if corrected else o.ordered_at
     return {
         "order_id": o.order_id,
-        "customer_id": customer or o.customer_id,
+        "customer_id": o.customer_id,
         "status": status,
         "ordered_at": _iso(ordered_at),
         "updated_at": _iso(updated_at),
     }
 
 
-def _item_record(o: _Order, line: tuple[int, str, str, int, Decimal], updated_at: datetime) -> dict[str, Any]:
+def _item_record(o: _Order, line: Line, updated_at: datetime) -> dict[str, Any]:
     line_no, product, category, quantity, price = line
     return {
         "order_id": o.order_id,
@@ -130,8 +198,26 @@ def _item_record(o: _Order, line: tuple[int, str, str, int, Decimal], updated_at
 
 
 def _dumps(records: list[Any]) -> bytes:
-    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
-    return ("\n".join(lines) + "\n").encode()
+    """JSONL: dicts as JSON, strings (the malformed lines) as they are; ends with a newline."""
+    lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+class _Landings:
+    """Landing times of one window's files: whole minutes inside ``[start, end)``."""
+
+    def __init__(self, start: datetime, interval: timedelta) -> None:
+        self.start = start
+        self.first = _ceil_minute(start)
+        self.last = _floor_minute(start + interval - timedelta(microseconds=1))
+        if self.first > self.last:
+            raise ValueError(
+                f"the window from {start.isoformat()} of {interval} holds no whole minute"
+            )
+
+    def at(self, offset: timedelta) -> datetime:
+        """The whole minute at or before ``start + offset``, kept inside the window."""
+        return min(max(_floor_minute(self.start + offset), self.first), self.last)
 
 
 def _window(
@@ -139,52 +225,67 @@ def _window(
 ) -> tuple[dict[str, bytes], int, int]:
     """The files of one window: key → bytes, and the order and item line counts."""
     rng = _rng(seed, start, interval, "window")
-    half = max(timedelta(minutes=1), interval / 2)
-    last = interval - timedelta(minutes=1)
-
-    def at(offset: timedelta) -> datetime:
-        return start + min(offset, last)
+    landings = _Landings(start, interval)
+    half = max(_MINUTE, interval / 2)
+    new_at = landings.at(_MINUTE)
+    updates_at = landings.at(half)
+    tie_at = landings.at(half + _MINUTE)
+    again_at = landings.at(half + 2 * _MINUTE)
 
     def update_time() -> datetime:
-        return start + timedelta(seconds=rng.randrange(0, int(half.total_seconds())))
+        """A time before the updates file lands (and before the ``lost`` version)."""
+        return start + timedelta(
+            seconds=rng.randrange(max(1, _seconds_until(start, updates_at) - 1))
+        )
 
-    created = _orders_of(seed, start, interval, n)
-    new_orders = [_order_record(o, "placed", o.ordered_at, corrected=False) for o in created]
-    new_items = [_item_record(o, line, o.ordered_at) for o in created for line in o.lines]
-    # faults in the new-orders files: duplicates, malformed lines, rows breaking checks
+    def orders_of(window_start: datetime) -> list[_Order]:
+        return _orders_of(
+            seed, window_start, interval, n, _Landings(window_start, interval).at(_MINUTE)
+        )
+
+    # new orders and their lines, with faults 3 (duplicates), 5 (malformed), 6 (-1, null)
+    created = orders_of(start)
+    new_orders: list[Any] = [
+        _order_record(o, "placed", o.ordered_at, corrected=False) for o in created
+    ]
+    new_items: list[Any] = [
+        _item_record(o, line, o.ordered_at) for o in created for line in o.lines
+    ]
     new_orders.insert(4, new_orders[3])
     new_orders.append('{"order_id": "' + created[0].order_id + '", "customer_id": ')
     new_items.insert(1, new_items[0])
     new_items.append("not json at all")
-    bogus = _item_record(created[0], (99, PRODUCTS[0][0], PRODUCTS[0][1], -1, PRODUCTS[0][2]), created[0].ordered_at)
-    missing_product = dict(_item_record(created[1], (98, "", "", 1, Decimal("1.00")), created[1].ordered_at), product_id=None)
-    new_items += [bogus, missing_product]
+    product, category, price = PRODUCTS[0]
+    new_items.append(
+        _item_record(created[0], (99, product, category, -1, price), created[0].ordered_at)
+    )
+    missing_product = _item_record(
+        created[1], (98, "", "", 1, Decimal("1.00")), created[1].ordered_at
+    )
+    new_items.append({**missing_product, "product_id": None, "category": None})
 
+    # later versions of earlier windows' orders: faults 1, 2, 6 (lost), 7, 8 and 9
     updates: list[Any] = []
     late_items: list[Any] = []
-    tie: list[Any] = []
     for back in range(1, LOOKBACK + 1):
-        earlier = _orders_of(seed, start - back * interval, interval, n)
+        earlier = orders_of(start - back * interval)
         for o in earlier:
             for after, status in o.events:
                 if after == back:
                     updates.append(_order_record(o, status, update_time(), corrected=o.corrected))
         if back == 1:
-            # a late line of an order of the previous window
             o = earlier[1]
-            extra = (len(o.lines) + 1, *PRODUCTS[7][:2], 2, PRODUCTS[7][2])
-            late_items.append(_item_record(o, extra, update_time()))  # type: ignore[arg-type]
-            # an invalid status on a newer version: quarantined, the older version stays
-            updates.append(_order_record(earlier[2], "lost", start + half - timedelta(seconds=1), corrected=earlier[2].corrected))
+            product, category, price = PRODUCTS[rng.randrange(len(PRODUCTS))]
+            late_items.append(
+                _item_record(o, (len(o.lines) + 1, product, category, 2, price), update_time())
+            )
+            lost = earlier[2]
+            lost_at = max(start, updates_at - _SECOND)
+            updates.append(_order_record(lost, "lost", lost_at, corrected=lost.corrected))
         if back == 2:
-            # out of order: the original version of an order updated since arrives again
-            o = next(o for o in earlier if o.events[0][0] == 1)
+            o = earlier[0]  # its "paid" version came one window ago; "placed" is older
             updates.append(_order_record(o, "placed", o.ordered_at, corrected=False))
-    if updates:
-        # a tie: the same updated_at as the first update, delivered later, different customer
-        first = dict(updates[0])
-        first["customer_id"] = "C-9999"
-        tie.append(first)
+    tie = [{**updates[0], "customer_id": TIE_CUSTOMER}]
 
     if bad:
         for records in (new_orders, updates, tie):
@@ -193,17 +294,13 @@ def _window(
                     records[i] = {k: v for k, v in rec.items() if k != "order_id"}
 
     files = {
-        _key("orders", at(timedelta(minutes=1)), 0): _dumps(new_orders),
-        _key("order_items", at(timedelta(minutes=1)), 0): _dumps(new_items),
+        _key("orders", new_at, 0): _dumps(new_orders),
+        _key("order_items", new_at, 0): _dumps(new_items),
+        _key("orders", updates_at, 1): _dumps(updates),
+        _key("order_items", updates_at, 1): _dumps(late_items),
+        _key("orders", tie_at, 2): _dumps(tie),
     }
-    if updates:
-        files[_key("orders", at(half), 1)] = _dumps(updates)
-    if late_items:
-        files[_key("order_items", at(half), 1)] = _dumps(late_items)
-    if tie:
-        files[_key("orders", at(half + timedelta(minutes=1)), 2)] = _dumps(tie)
-    # the new-orders file delivered a second time, same bytes, another key
-    files[_key("orders", at(half + timedelta(minutes=2)), 9)] = files[_key("orders", at(timedelta(minutes=1)), 0)]
+    files[_key("orders", again_at, 9)] = files[_key("orders", new_at, 0)]  # fault 4
     n_orders = sum(len(v.splitlines()) for k, v in files.items() if k.startswith("orders/"))
     n_items = sum(len(v.splitlines()) for k, v in files.items() if k.startswith("order_items/"))
     return files, n_orders, n_items
@@ -221,35 +318,60 @@ def simulate(
 ) -> list[SimulatedWindow]:
     """Write the landing files of ``windows`` consecutive windows from ``start``.
 
+    ``start`` must be timezone-aware; ``bad_window`` (1-based) names the window whose
+    order lines mostly lack ``order_id``. Returns what each window wrote.
+
     Example::
 
         simulate(LocalStore("/tmp/landing"), start=parse_time("2026-01-01T00:00:00Z"), windows=4)
     """
-    if start.tzinfo is None:
-        raise ValueError(f"start {start.isoformat()} has no time zone")
-    if interval < timedelta(minutes=1):
-        raise ValueError(f"interval must be at least 1 minute, got {interval}")
-    if orders_per_window < 5:
-        raise ValueError("orders_per_window must be at least 5")
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise ValueError(
+            f"start {start.isoformat()} has no time zone: give e.g. 2026-01-01T00:00:00Z"
+        )
+    if windows < 0:
+        raise ValueError(f"windows must be 0 or more, got {windows}")
+    if interval < _MINUTE:
+        raise ValueError(
+            f"interval must be at least 1 minute (keys have minute precision), got {interval}"
+        )
+    if not MIN_ORDERS <= orders_per_window <= MAX_ORDERS:
+        raise ValueError(
+            f"orders_per_window must be between {MIN_ORDERS} and {MAX_ORDERS}, got {orders_per_window}"
+        )
     start = start.astimezone(UTC)
     out = []
     for k in range(1, windows + 1):
         w_start = start + (k - 1) * interval
-        files, n_orders, n_items = _window(seed, w_start, interval, orders_per_window, bad_window == k)
+        files, n_orders, n_items = _window(
+            seed, w_start, interval, orders_per_window, bad_window == k
+        )
         for key, data in sorted(files.items()):
             store.put(key, data)
-        out.append(SimulatedWindow(w_start, w_start + interval, tuple(sorted(files)), n_orders, n_items))
+        out.append(
+            SimulatedWindow(w_start, w_start + interval, tuple(sorted(files)), n_orders, n_items)
+        )
     return out
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 timestamp with a zone (``2026-01-01T00:15:00Z``), as an aware datetime."""
+    """An ISO 8601 timestamp with a zone (``2026-01-01T00:15:00Z`` or ``…+00:00``), as an aware datetime.
+
+    Raises ``ValueError`` for text that is not a timestamp or has no zone.
+    """
+    cleaned = text.strip()
+    if cleaned[-1:] in ("Z", "z"):
+        cleaned = cleaned[:-1] + "+00:00"
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        value = datetime.fromisoformat(cleaned)
     except ValueError as exc:
-        raise ValueError(f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z") from exc
-    if value.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00")
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z"
+        ) from exc
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00"
+        )
     return value
 
 
@@ -257,9 +379,13 @@ _INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
 
 
 def parse_interval(text: str) -> timedelta:
-    """A duration such as ``90s``, ``15m`` or ``1h``."""
+    """A positive duration such as ``90s``, ``5m``, ``15m`` or ``1h``; ``ValueError`` otherwise."""
     m = _INTERVAL.match(text)
     if not m or int(m.group(1)) == 0:
         raise ValueError(f"{text!r} is not an interval such as 5m, 15m, 1h or 90s")
     amount, unit = int(m.group(1)), m.group(2)
-    return {"s": timedelta(seconds=amount), "m": timedelta(minutes=amount), "h": timedelta(hours=amount)}[unit]
+    return {
+        "s": timedelta(seconds=amount),
+        "m": timedelta(minutes=amount),
+        "h": timedelta(hours=amount),
+    }[unit]
