@@ -88,7 +88,7 @@ def ingest(
 
     files = pending_files(
         landing, prefix=prefix, before=window.end, ingested=ingested_files(uri, options),
-        landing_time=dataset.landing_time,
+        time_from=dataset.landing_time,
     )
     if not files:
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)

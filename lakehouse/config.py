@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -47,6 +49,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "aws_region"),
     )
     """Region of the bucket."""
+
+    task_runner: Literal["sequential", "threads", "dask"] = Field(
+        default="sequential", validation_alias=AliasChoices("LAKEHOUSE_TASK_RUNNER", "task_runner")
+    )
+    """How a run's tasks fan out per dataset and model: one at a time, in threads, or on Dask."""
+
+    dask_address: str | None = Field(
+        default=None, validation_alias=AliasChoices("LAKEHOUSE_DASK_ADDRESS", "dask_address")
+    )
+    """A Dask scheduler (``tcp://host:8786``) for ``task_runner=dask``; unset: a local cluster per run."""
 
     @property
     def landing_root(self) -> str:

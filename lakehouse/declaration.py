@@ -72,6 +72,9 @@ class ColumnDecl(_Model):
     derive: str | None = None
 
 
+_KINDS = ("missing", "valid_values", "range", "duplicate", "reference", "freshness", "row_count")
+
+
 class CheckDecl(_Model):
     """One check: exactly one of the kind keys, plus its options."""
 
@@ -80,12 +83,15 @@ class CheckDecl(_Model):
     range: str | None = None
     duplicate: list[str] | str | None = None
     reference: str | None = None
+    freshness: str | None = None
     row_count: int | None = None
     schema_: bool | None = Field(default=None, alias="schema")
     values: list[str] | None = None
     min: float | None = None
     max: float | None = None
     dataset: str | None = None
+    column: str | None = None
+    max_age: Interval | None = None
     max_percent: float = Field(default=0.0, ge=0, le=100)
     level: Literal["fail", "warn"] = "fail"
 
@@ -93,11 +99,11 @@ class CheckDecl(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> CheckDecl:
-        kinds = [k for k in ("missing", "valid_values", "range", "duplicate", "reference", "row_count", "schema_") if getattr(self, k) is not None]
+        kinds = [k for k in (*_KINDS, "schema_") if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError(
                 "a check has exactly one of missing, valid_values, range, duplicate, reference, "
-                f"row_count, schema; found {', '.join(k.rstrip('_') for k in kinds) or 'none'}"
+                f"freshness, row_count, schema; found {', '.join(k.rstrip('_') for k in kinds) or 'none'}"
             )
         kind = kinds[0]
         if kind == "valid_values" and not self.values:
@@ -108,13 +114,19 @@ class CheckDecl(_Model):
             raise ValueError(f"range min {self.min:g} is above max {self.max:g}")
         if kind == "reference" and not self.dataset:
             raise ValueError("a reference check needs 'dataset: <dataset whose key it must match>'")
+        if kind != "reference" and (self.dataset or self.column):
+            raise ValueError("'dataset' and 'column' belong to a reference check")
+        if kind == "freshness" and self.max_age is None:
+            raise ValueError("a freshness check needs 'max_age' such as 1h or 30m")
+        if kind != "freshness" and self.max_age is not None:
+            raise ValueError("'max_age' belongs to a freshness check")
         if kind == "row_count" and self.row_count is not None and self.row_count < 0:
             raise ValueError("row_count must be 0 or more")
         return self
 
     @property
     def kind(self) -> str:
-        for k in ("missing", "valid_values", "range", "duplicate", "reference", "row_count"):
+        for k in _KINDS:
             if getattr(self, k) is not None:
                 return k
         return "schema"
@@ -181,8 +193,11 @@ class Dataset:
     format: str
     compression: str
     landing_time: str
-    references: tuple[tuple[str, str, str], ...] = ()
-    """(column, dataset, key column) of each reference check."""
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The datasets this one's reference checks look up (promoted before it)."""
+        return tuple(dict.fromkeys(c.ref_dataset for c in self.spec.checks if c.ref_dataset))
 
 
 @dataclass(frozen=True)
@@ -260,7 +275,10 @@ def _column(name: str, decl: str | ColumnDecl, where: str, problems: _Problems) 
     return Column(name, dtype, nullable=d.nullable, derive=d.derive)
 
 
-def _check(decl: CheckDecl, columns: dict[str, Column], where: str, problems: _Problems, keys: list[str]) -> Check | None:
+def _check(
+    decl: CheckDecl, columns: dict[str, Column], where: str, problems: _Problems,
+    datasets: dict[str, DatasetDecl] | None = None,
+) -> Check | None:
     for col in decl.columns():
         if col not in columns:
             problems.add(where, f"{col!r} is not a column (columns: {', '.join(columns)})")
@@ -281,9 +299,28 @@ def _check(decl: CheckDecl, columns: dict[str, Column], where: str, problems: _P
         return Check("duplicate", columns=tuple(decl.columns()), level=decl.level)
     if kind == "row_count":
         return Check("row_count", min_rows=decl.row_count or 0, level=decl.level)
-    if kind == "schema":
-        return Check("schema", level=decl.level)
-    return None  # reference: evaluated by the silver promotion, see Dataset.references
+    if kind in ("freshness", "reference") and datasets is None:
+        problems.add(where, f"{kind} checks belong to datasets: they are checked where rows enter silver")
+        return None
+    if kind == "freshness":
+        if columns[decl.freshness or ""].dtype not in ("timestamp", "date"):
+            problems.add(where, f"a freshness check needs a timestamp or date column; {decl.freshness} is {columns[decl.freshness or ''].dtype}")
+            return None
+        return Check("freshness", column=decl.freshness, max_age=decl.max_age, level=decl.level)
+    if kind == "reference":
+        target = (datasets or {}).get(decl.dataset or "")
+        if target is None:
+            problems.add(where + ".dataset", f"no dataset {decl.dataset!r} (datasets: {', '.join(datasets)})")
+            return None
+        ref_column = decl.column or (target.key_columns()[0] if len(target.key_columns()) == 1 else None)
+        if ref_column is None:
+            problems.add(where + ".column", f"{decl.dataset} has a key of several columns {target.key_columns()}: name the one to match with 'column'")
+            return None
+        if ref_column not in target.columns:
+            problems.add(where + ".column", f"{ref_column!r} is not a column of {decl.dataset} (columns: {', '.join(target.columns)})")
+            return None
+        return Check("reference", column=decl.reference, ref_dataset=decl.dataset, ref_column=ref_column, max_percent=decl.max_percent, level=decl.level)
+    return Check("schema", level=decl.level)
 
 
 def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, problems: _Problems) -> Dataset | None:
@@ -318,21 +355,10 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
             problems.add(f"{where}.{attr}", f"{value!r} is not a column of {name} (columns: {', '.join(decl.columns)})")
     if decl.order_by and decl.order_by in columns and columns[decl.order_by].dtype not in ("timestamp", "date", "int64"):
         problems.add(f"{where}.order_by", f"the ordering column must be a timestamp, date or int64; {decl.order_by} is {columns[decl.order_by].dtype}")
-    checks: list[Check] = []
-    references: list[tuple[str, str, str]] = []
-    for i, c in enumerate(decl.checks):
-        check_where = f"{where}.checks[{i}]"
-        made = _check(c, columns, check_where, problems, keys)
-        if made is not None:
-            checks.append(made)
-        elif c.kind == "reference" and c.reference in columns:
-            target = pipe.datasets.get(c.dataset or "")
-            if target is None:
-                problems.add(check_where + ".dataset", f"no dataset {c.dataset!r} (datasets: {', '.join(pipe.datasets)})")
-            elif len(target.key_columns()) != 1:
-                problems.add(check_where + ".dataset", f"a reference needs a dataset with a one-column key; {c.dataset} has {target.key_columns()}")
-            else:
-                references.append((c.reference or "", c.dataset or "", target.key_columns()[0]))
+    checks = [
+        made for i, c in enumerate(decl.checks)
+        if (made := _check(c, columns, f"{where}.checks[{i}]", problems, pipe.datasets)) is not None
+    ]
     if len(problems.items) > before or decl.source not in pipe.sources:
         return None
     source = pipe.sources[decl.source]
@@ -346,9 +372,31 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         partition_by=decl.partition_by,
         checks=tuple(checks),
         description=decl.description,
-        source_prefix=prefix,
     )
-    return Dataset(spec, decl.source, prefix, source.format, source.compression, source.landing_time, tuple(references))
+    return Dataset(spec, decl.source, prefix, source.format, source.compression, source.landing_time)
+
+
+def _promotion_order(datasets: dict[str, Dataset], where: str, problems: _Problems) -> dict[str, Dataset]:
+    """Datasets in declaration order, except that a referenced dataset comes before its users."""
+    ordered: dict[str, Dataset] = {}
+    visiting: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in ordered or name not in datasets:
+            return
+        if name in visiting:
+            cycle = " → ".join([*visiting[visiting.index(name):], name])
+            problems.add(where, f"reference checks form a cycle ({cycle}): one dataset must be promoted first")
+            return
+        visiting.append(name)
+        for upstream in datasets[name].upstream:
+            visit(upstream)
+        visiting.pop()
+        ordered[name] = datasets[name]
+
+    for name in datasets:
+        visit(name)
+    return ordered
 
 
 _DUCKDB_TYPES = {
@@ -411,7 +459,7 @@ def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str,
         if k not in columns:
             problems.add(where + ".key", f"{k!r} is not a column of the model's result (columns: {', '.join(columns)})")
             return None
-    checks = [c for i, d in enumerate(decl.checks) if (c := _check(d, columns, f"{where}.checks[{i}]", problems, decl.key_columns())) is not None]
+    checks = [c for i, d in enumerate(decl.checks) if (c := _check(d, columns, f"{where}.checks[{i}]", problems)) is not None]
     spec = TableSpec(
         name=name, layer="gold", columns=tuple(columns.values()), keys=tuple(decl.key_columns()),
         partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
@@ -459,6 +507,7 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
             ds = _dataset(dname, ddecl, pipe, f"{where}.datasets.{dname}", problems)
             if ds is not None:
                 datasets[dname] = ds
+        datasets = _promotion_order(datasets, f"{where}.datasets", problems)
         models = []
         for mname, mdecl in pipe.gold.items():
             if mname in pipe.datasets:

@@ -19,5 +19,7 @@ POINTS = (
 
 def crash_point(name: str) -> None:
     """Kill this process with SIGKILL if ``LAKEHOUSE_CRASH_AT`` names this point."""
+    if name not in POINTS:
+        raise ValueError(f"unknown crash point {name!r}: add it to lakehouse.faults.POINTS")
     if os.environ.get("LAKEHOUSE_CRASH_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -21,6 +21,11 @@ How each kind of check is written in the contract (Soda v4 syntax):
 - ``duplicate`` → dataset check ``duplicate`` with ``columns: [...]``, ``must_be: 0``
   duplicate rows. Soda hashes the key tuple with NULL as a sentinel value, so two rows
   whose key is NULL count as duplicates;
+- ``reference`` → column check ``invalid`` with ``valid_reference_data`` naming a view
+  ``ref_<dataset>_<column>`` of the keys the row-level rule looked up (given to
+  :func:`run_gate`), with the same percent threshold;
+- ``freshness`` → dataset check ``freshness`` in minutes, measured against ``now`` (the
+  window's end, passed to Soda as the data timestamp), not the clock;
 - ``row_count`` → ``row_count`` with ``must_be_greater_than_or_equal: <min_rows>``;
 - ``schema`` → ``schema`` (names and types of every declared column, extra columns fail,
   column order is free), plus a ``failed_rows`` check named ``schema(data_types)``.
@@ -61,6 +66,7 @@ import threading
 import warnings
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -79,11 +85,12 @@ _soda_log = logging.getLogger(f"{__name__}.soda")
 
 DATA_SOURCE = "lake"
 VIEW = "batch"
-DATASET = f"{DATA_SOURCE}/main/{VIEW}"
+SCHEMA = "main"
+DATASET = f"{DATA_SOURCE}/{SCHEMA}/{VIEW}"
 TYPES_CHECK = "schema(data_types)"
 """Name of the Soda check that compares exact data types; reported as part of ``schema``."""
 
-_PERCENT_KINDS = ("missing", "valid_values", "range")
+_PERCENT_KINDS = ("missing", "valid_values", "range", "reference")
 _NEGATED = {"<=": ">", ">=": "<", "=": "!="}
 
 
@@ -149,7 +156,15 @@ def build_contract(spec: TableSpec, *, dataset: str, strict: bool) -> str:
     return _contract(spec, dataset=dataset, strict=strict, present=spec.column_names)
 
 
-def run_gate(batch: pa.Table | pl.DataFrame, spec: TableSpec, *, stage: str, strict: bool) -> GateResult:
+def run_gate(
+    batch: pa.Table | pl.DataFrame,
+    spec: TableSpec,
+    *,
+    stage: str,
+    strict: bool,
+    references: Mapping[str, pl.Series] | None = None,
+    now: datetime | None = None,
+) -> GateResult:
     """Verify ``spec``'s Soda contract on ``batch`` and report every check.
 
     Args:
@@ -159,6 +174,10 @@ def run_gate(batch: pa.Table | pl.DataFrame, spec: TableSpec, *, stage: str, str
         spec: the table the batch belongs to.
         stage: ``"bronze_to_silver"`` or ``"silver_to_gold"``; recorded in the result.
         strict: see :func:`build_contract`.
+        references: the keys each ``reference`` check looks up, by check name (the same
+            values the row-level rule used); shown to Soda as a table of their own.
+        now: the time ``freshness`` checks measure against (the window's end); default:
+            the clock.
 
     Example: ``run_gate(frame, ORDER_ITEMS, stage="silver_to_gold", strict=True).passed``.
     """
@@ -170,7 +189,15 @@ def run_gate(batch: pa.Table | pl.DataFrame, spec: TableSpec, *, stage: str, str
     rows = batch.height if isinstance(batch, pl.DataFrame) else batch.num_rows
     contract = _contract(spec, dataset=DATASET, strict=strict, present=present)
     # DuckDB cannot show a table without columns: with none to scan, nothing is measured
-    results = _verify(contract, view, spec) if shown else {}
+    lookups = {
+        _reference_view(c): pa.table({c.ref_column: (references or {})[c.name].cast(pl.String).to_arrow()})
+        for c in spec.checks
+        if c.kind == "reference" and _gated(c, strict) and c.name in (references or {})
+    }
+    missing = [c.name for c in spec.checks if c.kind == "reference" and _gated(c, strict) and c.name not in (references or {})]
+    if missing:
+        raise ValueError(f"{spec.qualified_name}: no reference keys given for {', '.join(missing)}")
+    results = _verify(contract, view, spec, lookups, now) if shown else {}
     absent = set(spec.column_names) - set(present)
     outcomes = tuple(
         _outcome(check, results, strict=strict, empty=rows == 0, absent=absent)
@@ -185,8 +212,20 @@ def run_gate(batch: pa.Table | pl.DataFrame, spec: TableSpec, *, stage: str, str
 
 
 def _gated(check: Check, strict: bool) -> bool:
-    """Whether a check is part of this gate: duplicates only in strict (deduplicated) batches."""
-    return strict or check.kind != "duplicate"
+    """Whether a check is part of this gate.
+
+    Duplicates are checked only in strict (deduplicated) batches. References and freshness
+    are checked where rows enter silver (they were true of every promoted row then, and
+    keys are never deleted from silver), so not again in the strict gate.
+    """
+    if strict:
+        return check.kind not in ("reference", "freshness")
+    return check.kind != "duplicate"
+
+
+def _reference_view(check: Check) -> str:
+    """The DuckDB view that holds the keys a ``reference`` check looks up."""
+    return f"ref_{check.ref_dataset}_{check.ref_column}"
 
 
 def _columns_of(check: Check) -> tuple[str, ...]:
@@ -215,6 +254,11 @@ def _column_check(check: Check, strict: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"name": check.name}
     if check.kind == "valid_values":
         body["valid_values"] = list(check.values)
+    elif check.kind == "reference":
+        body["valid_reference_data"] = {
+            "dataset": f"{DATA_SOURCE}/{SCHEMA}/{_reference_view(check)}",
+            "column": check.ref_column,
+        }
     else:
         if check.min is not None:
             body["valid_min"] = _number(check.min)
@@ -246,6 +290,10 @@ def _dataset_check(check: Check, spec: TableSpec, dataset: str) -> list[dict[str
     if check.kind == "row_count":
         threshold = _threshold(check, must_be_greater_than_or_equal=check.min_rows)
         return [{"row_count": {"name": check.name, "threshold": threshold}}]
+    if check.kind == "freshness":
+        minutes = (check.max_age or timedelta(0)).total_seconds() / 60
+        threshold = _threshold(check, unit="minute", must_be_less_than_or_equal=_number(minutes))
+        return [{"freshness": {"name": check.name, "column": check.column, "threshold": threshold}}]
     parts = dataset.split("/")
     if len(parts) < 3:
         raise ValueError(f"dataset {dataset!r} is not <data source>/<schema>/<table>")
@@ -326,15 +374,20 @@ def _soda() -> tuple[Any, Any, Any]:
     return ContractYamlSource, ContractVerificationSession, DuckDBDataSourceImpl
 
 
-def _verify(contract: str, view: pa.Table, spec: TableSpec) -> dict[str, Any]:
+def _verify(
+    contract: str, view: pa.Table, spec: TableSpec, lookups: Mapping[str, pa.Table], now: datetime | None
+) -> dict[str, Any]:
     """Run the contract over ``view`` in a fresh in-memory DuckDB; Soda's results by check name."""
     contract_source, session_class, duckdb_source = _soda()
     con = duckdb.connect()
     try:
         con.register(VIEW, view)
+        for name, keys in lookups.items():
+            con.register(name, keys)
         session = session_class.execute(
             contract_yaml_sources=[contract_source.from_str(contract)],
             data_source_impls=[duckdb_source.from_existing_cursor(con, name=DATA_SOURCE)],
+            data_timestamp=now.isoformat() if now else None,
         )
     finally:
         con.close()
@@ -355,6 +408,8 @@ def _threshold_text(check: Check, strict: bool) -> str:
         return f"<= {_limit(check, strict):g}%"
     if check.kind == "row_count":
         return f">= {check.min_rows} rows"
+    if check.kind == "freshness":
+        return f"<= {(check.max_age or timedelta(0)).total_seconds() / 60:g} min"
     if check.kind == "duplicate":
         return "= 0 duplicate rows"
     return "= 0 differences"
@@ -401,5 +456,5 @@ def _violation(outcome: CheckOutcome) -> str:
     op, _, bound = outcome.threshold.partition(" ")
     if outcome.value is None:
         return f"not measured, expected {outcome.threshold}"
-    unit = "%" if bound.endswith("%") else ""
+    unit = "%" if bound.endswith("%") else " min" if bound.endswith(" min") else ""
     return f"{outcome.value:g}{unit} {_NEGATED.get(op, 'vs')} {bound}"

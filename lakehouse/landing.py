@@ -47,24 +47,22 @@ def landing_time(info: ObjectInfo, mode: str = "key") -> datetime:
     return info.last_modified.astimezone(UTC)
 
 
-_landing_time = landing_time
-
-
 def pending_files(
     store: ObjectStore,
     *,
     prefix: str,
     before: datetime,
     ingested: set[tuple[str, str]],
-    landing_time: str = "key",
+    time_from: str = "key",
 ) -> list[LandedFile]:
     """Files under ``prefix`` that landed before ``before`` and are not in ``ingested``.
 
-    ``ingested`` holds ``(key, version)`` pairs already in bronze.
+    ``ingested`` holds ``(key, version)`` pairs already in bronze; ``time_from`` is the
+    dataset's ``landing_time`` mode (``key`` or ``last_modified``, see :func:`landing_time`).
     """
     out = []
     for info in store.list(prefix.rstrip("/") + "/"):
-        landed = _landing_time(info, landing_time)
+        landed = landing_time(info, time_from)
         if landed < before and (info.key, info.etag) not in ingested:
             out.append(LandedFile(landed, info.key, info.etag, info.size))
     return sorted(out)

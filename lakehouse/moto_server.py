@@ -83,6 +83,7 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches the owner, which stops the server when it is done with it
     )
     server = MotoServer(port=port, process=process)
     deadline = time.monotonic() + timeout

@@ -15,5 +15,6 @@ SHOP = parse(SHOP_YAML, path="<built-in shop pipeline>").pipeline("shop")
 
 ORDERS = SHOP.dataset("orders").spec
 ORDER_ITEMS = SHOP.dataset("order_items").spec
+PRODUCTS = SHOP.dataset("products").spec
 DAILY_SALES = next(m for m in SHOP.models if m.spec.name == "daily_sales")
 ORDER_STATUSES = ("placed", "paid", "shipped", "delivered", "cancelled")

@@ -4,13 +4,17 @@ A promotion is two steps so that the gate sits between them (invariant 3):
 :func:`prepare` reads the bronze versions silver has not consumed yet, types them and
 runs the Soda gate; :func:`commit` merges the clean rows and records the consumed bronze
 version in the same Delta commit (invariant 1). Rejected rows go to
-``<warehouse>/quarantine/<table>`` with their reasons and raw text.
+``<warehouse>/quarantine/<table>`` with the rule they broke (``_rule``, such as ``unknown
+product_id``), every reason in words (``_reject_reason``), the raw text, the batch id and the
+source position (file and line).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("_table", pa.large_string()),
+        pa.field("_rule", pa.large_string()),
         pa.field("_reject_reason", pa.large_string()),
         pa.field("_raw", pa.large_string()),
         pa.field("_batch_id", pa.large_string()),
@@ -105,6 +110,8 @@ class SilverResult:
     skipped: bool = False
     reasons: dict[str, int] | None = None
     """Rejected rows per reason (the first reason of each row)."""
+    examples: dict[str, str] | None = None
+    """One rejected row per reason: its full reason and the start of its raw text."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -133,8 +140,48 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
     return kept, frame.height - kept.height
 
 
-def prepare(settings: Settings, dataset: Dataset) -> SilverBatch | None:
-    """Read, type and gate what silver has not consumed of bronze; None when up to date."""
+def reference_keys(
+    settings: Settings, spec: TableSpec, upstream: Mapping[str, SilverBatch] | None = None
+) -> dict[str, pl.Series]:
+    """The keys each ``reference`` check of ``spec`` may match, by check name.
+
+    They are the referenced silver table's keys as committed, plus the rows of that
+    dataset promoted in the same run (``upstream``, prepared first: the declaration orders
+    datasets so that referenced ones come before their users).
+    """
+    options = storage_options(settings)
+    out: dict[str, pl.Series] = {}
+    for check in spec.checks:
+        if check.kind != "reference" or check.ref_dataset is None or check.ref_column is None:
+            continue
+        column = check.ref_column
+        parts = [pl.DataFrame({column: []}, schema={column: pl.String})]
+        uri = settings.table_uri("silver", check.ref_dataset)
+        if open_table(uri, options) is not None:
+            parts.append(
+                pl.scan_delta(uri, storage_options=options).select(pl.col(column).cast(pl.String)).unique().collect()
+            )
+        batch = (upstream or {}).get(check.ref_dataset)
+        if batch is not None:
+            parts.append(batch.valid.select(pl.col(column).cast(pl.String)))
+        out[check.name] = pl.concat(parts).get_column(column).drop_nulls().unique()
+    return out
+
+
+def prepare(
+    settings: Settings,
+    dataset: Dataset,
+    upstream: Mapping[str, SilverBatch] | None = None,
+    *,
+    now: datetime | None = None,
+) -> SilverBatch | None:
+    """Read, type and gate what silver has not consumed of bronze; None when up to date.
+
+    ``upstream`` holds the batches of the datasets this one references, prepared earlier
+    in the same run; ``now`` is what ``freshness`` checks measure against (the window's
+    end). Rows whose reference is unknown are quarantined; ``lakehouse quarantine replay``
+    re-submits them once the referenced rows have arrived.
+    """
     spec = dataset.spec
     options = storage_options(settings)
     bronze = open_table(settings.table_uri("bronze", bronze_name(spec)), options)
@@ -150,9 +197,11 @@ def prepare(settings: Settings, dataset: Dataset) -> SilverBatch | None:
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
         return None  # only the table's creation: nothing to promote yet
-    parsed = parse_records(increment.lazy(), spec).collect()
+    references = reference_keys(settings, spec, upstream)
+    parsed = parse_records(increment.lazy(), spec, references).collect()
     gate = run_gate(
-        parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False
+        parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False,
+        references=references, now=now,
     )
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
     clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
@@ -207,7 +256,7 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
     app = app_id(f"quarantine/{spec.name}", f"bronze/{bronze_name(spec)}")
     ensure_table(uri, QUARANTINE_SCHEMA, options)
     rows = (
-        batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"))
+        batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
         .select(QUARANTINE_SCHEMA.names)
         .to_arrow()
         .cast(QUARANTINE_SCHEMA)
@@ -280,7 +329,13 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         inserted=int(metrics.get("num_target_rows_inserted", 0)),
         updated=int(metrics.get("num_target_rows_updated", 0)),
         reasons=reason_counts(batch.rejected),
+        examples=reason_examples(batch.rejected),
     )
+
+
+def _reason_kind() -> pl.Expr:
+    """The rule a row broke first, its value details left out: ``unknown product_id``."""
+    return pl.col("_reject_reason").str.split("; ").list.first().str.replace(r"[:'].*$", "").str.strip_chars()
 
 
 def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:
@@ -288,11 +343,29 @@ def reason_counts(rejected: pl.DataFrame) -> dict[str, int]:
     if rejected.is_empty():
         return {}
     kinds = (
-        rejected.select(
-            pl.col("_reject_reason").str.split("; ").list.first().str.replace(r"[:'].*$", "").str.strip_chars().alias("reason")
-        )
+        rejected.select(_reason_kind().alias("reason"))
         .group_by("reason")
         .len()
         .sort(["len", "reason"], descending=[True, False])
     )
     return dict(kinds.iter_rows())
+
+
+def reason_examples(rejected: pl.DataFrame, width: int = 120) -> dict[str, str]:
+    """The first rejected row of each reason: ``<full reason> in <raw text, shortened>``."""
+    if rejected.is_empty():
+        return {}
+    first = (
+        rejected.with_columns(_reason_kind().alias("reason"))
+        .unique(subset=["reason"], keep="first", maintain_order=True)
+        .select(
+            "reason",
+            pl.format(
+                "{} in {}", pl.col("_reject_reason"),
+                pl.when(pl.col("_raw").str.len_chars() > width)
+                .then(pl.col("_raw").str.slice(0, width) + pl.lit("…"))
+                .otherwise(pl.col("_raw")),
+            ),
+        )
+    )
+    return dict(first.iter_rows())

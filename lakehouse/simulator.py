@@ -1,4 +1,4 @@
-"""The shop simulator: seeded, deterministic orders and order items as landing JSONL files.
+"""The shop simulator: seeded, deterministic products, orders and order items as landing JSONL files.
 
 Window k covers ``[start + (k-1)·interval, start + k·interval)``. Its content depends only
 on the seed, its own start and the interval (and on ``bad_window`` naming it), never on
@@ -15,6 +15,7 @@ existed before the simulation started); that is what keeps windows independent.
 
 Files of a window (interval 15 minutes, window start ``S``)::
 
+    products/…/S+1m/part-0.jsonl      the catalogue (50 products) and fault 10's new product
     orders/…/S+1m/part-0.jsonl        new orders (status placed)
     order_items/…/S+1m/part-0.jsonl   their lines (1–4 per order)
     orders/…/S+7m/part-1.jsonl        later versions of earlier windows' orders
@@ -51,7 +52,11 @@ Faults, each in every window (so in any run of a few windows), and how they are 
    order of the previous window;
 9. ties: ``orders/…/part-2`` repeats the first version of ``part-1`` with the same
    ``updated_at`` but another ``customer_id`` (``C-9999``): ingestion order (the later
-   landing) must break the tie.
+   landing) must break the tie;
+10. a product that arrives late: line 97 of the third new order sells product
+   ``P-N<window start>``, which is in the catalogue file of the next window only; the
+   line is quarantined as an unknown product, and ``lakehouse quarantine replay`` after
+   the next window promotes it.
 
 Faulty rows stay well under 10 % of each file's rows (about 5 % with the default 40
 orders per window). With ``bad_window=k``, 70 % of the order records of window k lack the
@@ -78,6 +83,8 @@ PRODUCTS: tuple[tuple[str, str, Decimal], ...] = tuple(
     for i in range(50)
 )
 """(product_id, category, unit price) of the 50 products: fixed, independent of the seed."""
+CATALOGUE_UPDATED_AT = datetime(2025, 12, 1, tzinfo=UTC)
+"""``updated_at`` of the 50 products of the catalogue (they never change)."""
 LOOKBACK = 4
 """How many earlier windows an order keeps getting updates from."""
 TIE_CUSTOMER = "C-9999"
@@ -197,6 +204,22 @@ def _item_record(o: _Order, line: Line, updated_at: datetime) -> dict[str, Any]:
     }
 
 
+def new_product(window_start: datetime) -> tuple[str, str, Decimal]:
+    """The product first sold in the window starting at ``window_start`` (fault 10)."""
+    return (f"P-N{window_start:%Y%m%d%H%M}", "new", Decimal("5.00"))
+
+
+def _product_record(product: tuple[str, str, Decimal], updated_at: datetime) -> dict[str, Any]:
+    product_id, category, price = product
+    return {
+        "product_id": product_id,
+        "name": f"{category.title()} item {product_id}",
+        "category": category,
+        "unit_price": f"{price:.2f}",
+        "updated_at": _iso(updated_at),
+    }
+
+
 def _dumps(records: list[Any]) -> bytes:
     """JSONL: dicts as JSON, strings (the malformed lines) as they are; ends with a newline."""
     lines = [r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records]
@@ -264,6 +287,16 @@ def _window(
     )
     new_items.append({**missing_product, "product_id": None, "category": None})
 
+    # fault 10: a line of the third order sells a product that reaches the catalogue only
+    # with the next window's products file
+    product, category, price = new_product(start)
+    new_items.append(_item_record(created[2], (97, product, category, 1, price), created[2].ordered_at))
+
+    # the catalogue: every product, plus the one the previous window sold too early
+    previous = new_product(start - interval)
+    products = [_product_record(p, CATALOGUE_UPDATED_AT) for p in PRODUCTS]
+    products.append(_product_record(previous, start))
+
     # later versions of earlier windows' orders: faults 1, 2, 6 (lost), 7, 8 and 9
     updates: list[Any] = []
     late_items: list[Any] = []
@@ -294,6 +327,7 @@ def _window(
                     records[i] = {k: v for k, v in rec.items() if k != "order_id"}
 
     files = {
+        _key("products", new_at, 0): _dumps(products),
         _key("orders", new_at, 0): _dumps(new_orders),
         _key("order_items", new_at, 0): _dumps(new_items),
         _key("orders", updates_at, 1): _dumps(updates),

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 
 import polars as pl
 import pyarrow as pa
 
 Layer = Literal["bronze", "silver", "gold"]
-CheckKind = Literal["missing", "duplicate", "valid_values", "range", "row_count", "schema"]
+CheckKind = Literal[
+    "missing", "duplicate", "valid_values", "range", "reference", "freshness", "row_count", "schema"
+]
 Level = Literal["fail", "warn"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,11 +116,14 @@ class Column:
 class Check:
     """A quality check on a table.
 
-    Row-level kinds (``missing``, ``valid_values``, ``range``) reject the offending rows
-    at the bronze→silver promotion; the batch is blocked only when more than
+    Row-level kinds (``missing``, ``valid_values``, ``range``, ``reference``) reject the
+    offending rows at the bronze→silver promotion; the batch is blocked only when more than
     ``max_percent`` of its rows fail (0 means any failing row blocks the batch at the
-    silver→gold gate, where rejected rows are already gone). ``duplicate`` (over ``columns``),
-    ``row_count`` and ``schema`` are batch-level only.
+    silver→gold gate, where rejected rows are already gone). A ``reference`` check needs
+    the value of ``column`` to be a key (``ref_column``) of the silver table of dataset
+    ``ref_dataset``, as committed or promoted in the same run. ``duplicate`` (over
+    ``columns``), ``row_count``, ``freshness`` (the newest ``column`` value is at most
+    ``max_age`` older than the window's end) and ``schema`` are batch-level only.
     """
 
     kind: CheckKind
@@ -129,6 +135,9 @@ class Check:
     max_percent: float = 0.0
     min_rows: int = 1
     level: Level = "fail"
+    ref_dataset: str | None = None
+    ref_column: str | None = None
+    max_age: timedelta | None = None
 
     @property
     def name(self) -> str:
@@ -137,7 +146,7 @@ class Check:
 
     @property
     def row_level(self) -> bool:
-        return self.kind in ("missing", "valid_values", "range")
+        return self.kind in ("missing", "valid_values", "range", "reference")
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,6 @@ class TableSpec:
     partition_by: str | None = None
     checks: tuple[Check, ...] = ()
     description: str = ""
-    source_prefix: str | None = None
     _index: dict[str, Column] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -7,6 +7,8 @@ Soda contract of the gate is derived from, so the two cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import polars as pl
 
 from lakehouse.specs import Check, Column, TableSpec
@@ -59,9 +61,17 @@ def _derive(column: Column) -> pl.Expr:
     raise ValueError(f"column {column.name}: unknown derivation {column.derive!r}")
 
 
-def _rule(check: Check) -> tuple[pl.Expr, pl.Expr] | None:
+def _rule(check: Check, references: Mapping[str, pl.Series]) -> tuple[pl.Expr, pl.Expr] | None:
     """(violated, reason) of a row-level check, or None for batch-level checks."""
     col = pl.col(check.column) if check.column else None
+    if check.kind == "reference" and col is not None:
+        if check.name not in references:
+            raise ValueError(f"{check.name}: the keys of {check.ref_dataset} were not given")
+        known = references[check.name]
+        return (
+            col.is_not_null() & ~col.cast(pl.String).is_in(known.cast(pl.String).implode()),
+            pl.format(f"unknown {check.column}: '{{}}' is not in silver.{check.ref_dataset}", col.cast(pl.String)),
+        )
     if check.kind == "missing" and col is not None:
         return col.is_null(), pl.lit(f"missing {check.column}")
     if check.kind == "valid_values" and col is not None:
@@ -85,8 +95,13 @@ def _rule(check: Check) -> tuple[pl.Expr, pl.Expr] | None:
     return None
 
 
-def parse_records(lines: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
+def parse_records(
+    lines: pl.LazyFrame, spec: TableSpec, references: Mapping[str, pl.Series] | None = None
+) -> pl.LazyFrame:
     """Type raw JSON lines by ``spec`` and attach a ``_reject_reason`` (null when clean).
+
+    ``references`` maps the name of each ``reference`` check (``reference(product_id)``)
+    to the keys its value must be one of (:func:`lakehouse.silver.reference_keys`).
 
     Input columns: ``_raw`` plus lineage. Output: the spec's columns, the lineage columns,
     ``_raw`` and ``_reject_reason``. A line that is not a JSON object, a field whose value
@@ -128,7 +143,7 @@ def parse_records(lines: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
                 )
             )
     for check in spec.checks:
-        rule = _rule(check)
+        rule = _rule(check, references or {})
         if rule is not None:
             violated, reason = rule
             reasons.append(pl.when(is_object & violated).then(reason))

@@ -37,3 +37,46 @@ def window_ending_at(at: datetime, interval: timedelta) -> Window:
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     end = epoch + ((at - epoch) // interval) * interval
     return Window(start=end - interval, end=end)
+
+
+def windows_between(start: datetime, end: datetime, interval: timedelta) -> list[Window]:
+    """The consecutive windows of length ``interval`` that tile ``[start, end)``, in order.
+
+    Both ends must be aware and on the interval grid (the grid of :func:`window_ending_at`,
+    counted from the Unix epoch), so a backfill covers exactly the windows its scheduled
+    runs would have. Raises ``ValueError`` saying what to change otherwise.
+
+    Example::
+
+        windows_between(parse_time("2026-01-01T00:00Z"), parse_time("2026-01-01T01:00Z"),
+                        timedelta(minutes=15))   # 4 windows: 00:00–00:15 … 00:45–01:00
+    """
+    for name, t in (("start", start), ("end", end)):
+        if t.tzinfo is None or t.utcoffset() is None:
+            raise ValueError(f"{name} {t.isoformat()} has no time zone: write it as 2026-01-01T00:15:00Z")
+    if interval <= timedelta(0):
+        raise ValueError(f"interval must be positive, got {interval}")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise ValueError(
+            f"end {end.isoformat()} must be after start {start.isoformat()}: the range "
+            "[start, end) holds no window"
+        )
+    for name, t in (("start", start), ("end", end)):
+        floor = window_ending_at(t, interval).end
+        if floor != t:
+            raise ValueError(
+                f"{name} {t.isoformat()} is not on the {_duration(interval)} window grid: "
+                f"use {floor.isoformat()} or {(floor + interval).isoformat()}"
+            )
+    count = (end - start) // interval
+    return [Window(start=start + k * interval, end=start + (k + 1) * interval) for k in range(count)]
+
+
+def _duration(interval: timedelta) -> str:
+    """``15m``, ``1h``, ``90s``: the interval as the command line writes it."""
+    seconds = int(interval.total_seconds())
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from lakehouse import bronze, gold, quality, silver
+from lakehouse import bronze, gold, quality, replay, silver
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset, GoldModel, Pipeline
 from lakehouse.errors import GateFailed
@@ -21,8 +21,9 @@ from lakehouse.storage import open_store
 from lakehouse.window import Window
 from tasks.common import RETRY
 
-# Tags are left off the tasks on purpose: with tags, Prefect 3.8 takes a tag-concurrency
-# lease per task run, which measured ~1 s per task here (13 s vs 3 s per window).
+# Tags are left off the tasks on purpose: a tagged task run takes a tag-concurrency lease
+# through the API, which measured 14–22 s per window against 3.3 s untagged (Prefect 3.8.8,
+# test harness, 3 windows each). Task run names carry the layer and table instead.
 
 
 @task(name="bronze", task_run_name="bronze {dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
@@ -88,9 +89,19 @@ def raise_if_blocked(results: list[GateResult], *, window: Window | None = None)
 
 
 @task(name="silver-gate", task_run_name="gate silver.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
-def prepare_silver(settings: Settings, dataset: Dataset, window: Window | None = None) -> silver.SilverBatch | None:
-    """Read and type silver's bronze increment and run its Soda gate."""
-    batch = silver.prepare(settings, dataset)
+def prepare_silver(
+    settings: Settings,
+    dataset: Dataset,
+    window: Window | None = None,
+    upstream: dict[str, silver.SilverBatch | None] | None = None,
+) -> silver.SilverBatch | None:
+    """Read and type silver's bronze increment and run its Soda gate.
+
+    ``upstream``: the batches of the datasets this one references, from the same run
+    (None where a dataset had nothing new).
+    """
+    present = {name: b for name, b in (upstream or {}).items() if b is not None}
+    batch = silver.prepare(settings, dataset, present, now=window.end if window else None)
     if batch is not None:
         publish_gate(settings, batch.gate, window)
     return batch
@@ -123,4 +134,23 @@ def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
     """Replace the touched partitions of the gold table."""
     result = gold.commit(settings, batch)
     get_run_logger().info("%s: %d partitions, %d rows", result.table, len(result.touched), result.rows)
+    if result.preview:
+        create_table_artifact(
+            key=f"gold-{result.table.split('.')[-1].replace('_', '-')}-preview",
+            table=[{k: str(v) if v is not None else None for k, v in row.items()} for row in result.preview],
+            description=f"{result.table}: the first {len(result.preview)} of {result.rows} rows of the "
+                        f"{len(result.touched)} recomputed partition(s)",
+        )
+    return result
+
+
+@task(name="quarantine-replay", task_run_name="replay quarantine.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+def replay_quarantined(settings: Settings, dataset: Dataset) -> replay.ReplayResult:
+    """Append the quarantined rows of ``dataset`` that pass the rules now to its bronze table."""
+    result = replay.replay(settings, dataset)
+    get_run_logger().info(
+        "%s: %d quarantined rows not replayed before; %d pass now%s", result.table, result.candidates,
+        result.replayed, "; still failing: " + ", ".join(f"{n} × {why}" for why, n in result.still_failing.items())
+        if result.still_failing else "",
+    )
     return result

@@ -45,6 +45,7 @@ def lines(*records: object) -> bytes:
 
 
 GOOD_ORDERS = [order(i) for i in range(100, 130)]
+CATALOGUE = [{"product_id": "P1", "name": "Toy", "category": "toys", "unit_price": "9.99", "updated_at": "2025-12-01T00:00:00Z"}]
 GOOD_ITEMS = [item(i) for i in range(100, 130)]
 ALL_MISSING = [order(i, order_id=...) for i in range(30)]
 
@@ -100,6 +101,10 @@ CASES = [
     ("column type change for the whole batch", "orders", lines(*[{**o, "ordered_at": 1767225600} for o in GOOD_ORDERS]), "block", "missing(ordered_at)"),
     ("most keys missing", "orders", lines(*GOOD_ORDERS[:5], *ALL_MISSING), "block", "missing(order_id)"),
     ("most statuses unknown", "orders", lines(*[{**o, "status": "??"} for o in GOOD_ORDERS]), "block", "valid_values(status)"),
+    ("unknown product", "order_items", lines(*GOOD_ITEMS, item(1, product_id="P404")), "quarantine", "unknown product_id: 'P404' is not in silver.products"),
+    ("product id in other case", "order_items", lines(*GOOD_ITEMS, item(1, product_id="p1")), "quarantine", "unknown product_id: 'p1'"),
+    ("most products unknown", "order_items", lines(*[{**i, "product_id": "P404"} for i in GOOD_ITEMS]), "block", "reference(product_id)"),
+    ("stale batch (freshness warns)", "orders", lines(*[{**o, "updated_at": "2025-12-31T20:00:00Z", "ordered_at": "2025-12-31T19:00:00Z"} for o in GOOD_ORDERS]), "promote", "warning=freshness(updated_at)"),
 ]
 
 
@@ -108,14 +113,21 @@ def test_bad_input(warehouse: str, case: str, dataset: str, data: bytes, outcome
     settings = Settings()
     ds = SHOP.dataset(dataset)
     landing = open_store(settings.landing_root, settings)
+    if ds.upstream:  # order lines refer to products: the catalogue lands in the same window
+        products = SHOP.dataset("products")
+        landing.put(f"{products.prefix}/2026/01/01/00/01/part-0.jsonl", lines(*CATALOGUE))
+        bronze.ingest(settings, products, WINDOW, landing=landing)
+        upstream = {"products": silver.prepare(settings, products, now=WINDOW.end)}
+    else:
+        upstream = {}
     landing.put(f"{ds.prefix}/2026/01/01/00/01/part-0.jsonl", data)
 
     landed = bronze.ingest(settings, ds, WINDOW, landing=landing)
     if outcome == "empty":
         assert landed.skipped and landed.rows == 0
-        assert silver.prepare(settings, ds) is None
+        assert silver.prepare(settings, ds, upstream, now=WINDOW.end) is None
         return
-    batch = silver.prepare(settings, ds)
+    batch = silver.prepare(settings, ds, upstream, now=WINDOW.end)
     assert batch is not None
     c = batch.counts
     assert landed.rows == c.read + c.superseded
@@ -135,11 +147,15 @@ def test_bad_input(warehouse: str, case: str, dataset: str, data: bytes, outcome
         assert quarantined is not None and quarantined.height == c.rejected >= 1
         reasons = quarantined.get_column("_reject_reason").to_list()
         assert any(detail in r for r in reasons), reasons
-        assert quarantined.get_column("_raw").null_count() == 0
+        assert quarantined.get_column("_raw").null_count() == 0 and quarantined.get_column("_rule").null_count() == 0
+        assert quarantined.get_column("_batch_id").null_count() == 0
         assert quarantined.get_column("_source_position").to_list()[0].startswith(ds.prefix)
         return
     assert outcome == "promote" and c.rejected == 0, (quarantined.to_dicts() if quarantined is not None else None)
-    if detail and detail.startswith("duplicates="):
+    assert batch.gate.warnings() == ([detail.split("=")[1]] if detail and detail.startswith("warning=") else [])
+    if detail and detail.startswith("warning="):
+        pass
+    elif detail and detail.startswith("duplicates="):
         assert c.duplicates == int(detail.split("=")[1])
     elif detail:
         name, _, expected = detail.partition("=")

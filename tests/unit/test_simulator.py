@@ -95,7 +95,7 @@ def test_a_different_seed_writes_different_bytes(tmp_path, six) -> None:
     simulate(other, start=START, windows=6, seed=8)
     data = files(other)
     assert data.keys() == expected.keys()  # the layout does not depend on the seed
-    assert all(data[k] != expected[k] for k in data)
+    assert all(data[k] != expected[k] for k in data if not k.startswith("products/"))  # the catalogue is fixed
 
 
 def test_a_bad_window_changes_only_that_window_and_keeps_its_keys(tmp_path, six) -> None:
@@ -125,6 +125,7 @@ def test_the_files_of_two_windows(six) -> None:
         "orders/2026/01/01/00/07/part-1.jsonl",
         "orders/2026/01/01/00/08/part-2.jsonl",
         "orders/2026/01/01/00/09/part-9.jsonl",
+        "products/2026/01/01/00/01/part-0.jsonl",
     )
     assert written[1].keys == (
         "order_items/2026/01/01/00/16/part-0.jsonl",
@@ -133,6 +134,7 @@ def test_the_files_of_two_windows(six) -> None:
         "orders/2026/01/01/00/22/part-1.jsonl",
         "orders/2026/01/01/00/23/part-2.jsonl",
         "orders/2026/01/01/00/24/part-9.jsonl",
+        "products/2026/01/01/00/16/part-0.jsonl",
     )
 
 
@@ -163,7 +165,7 @@ def test_keys_carry_a_landing_time_inside_their_window_after_their_records(
         assert w.start == start.astimezone(UTC) + k * interval and w.end == w.start + interval
         for key in w.keys:
             assert re.fullmatch(
-                r"(orders|order_items)/\d{4}/\d{2}/\d{2}/\d{2}/\d{2}/part-\d+\.jsonl", key
+                r"(products|orders|order_items)/\d{4}/\d{2}/\d{2}/\d{2}/\d{2}/part-\d+\.jsonl", key
             )
             assert w.start <= landed(key) < w.end, key
             for line in store.get(key).decode().splitlines():
@@ -224,7 +226,7 @@ def test_records_have_the_declared_shape(six) -> None:
         }
         assert ORDER_ID.match(r["order_id"]) and isinstance(r["line_no"], int) and r["line_no"] >= 1
         assert PRICE.match(r["unit_price"]) and ISO_Z.match(r["updated_at"])
-        if r["product_id"] is None or r["quantity"] < 1:
+        if r["product_id"] is None or r["quantity"] < 1 or r["line_no"] == 97:
             continue  # the rows breaking checks, asserted below
         assert PRODUCT_ID.match(r["product_id"]) and 1 <= r["quantity"] <= 5
         assert r["category"] in ("books", "toys", "garden", "kitchen", "games")
@@ -252,8 +254,12 @@ def test_records_have_the_declared_shape(six) -> None:
 def is_faulty(rec: dict | None) -> bool:
     if rec is None:
         return True
+    if "name" in rec:
+        return False  # a product of the catalogue
     if "status" in rec:
         return rec["status"] not in ORDER_STATUSES or "order_id" not in rec
+    if rec.get("line_no") == 97:
+        return True  # fault 10: a product the catalogue lists only a window later
     return rec.get("product_id") is None or not 1 <= rec.get("quantity", 0) <= 1000
 
 
@@ -467,3 +473,25 @@ def test_parse_time_and_interval() -> None:
     for bad in ("15", "0m", "m", "15 minutes", "-5m", "1.5h", "1d", ""):
         with pytest.raises(ValueError, match="not an interval"):
             parse_interval(bad)
+
+
+def test_a_product_sold_before_the_catalogue_lists_it(six) -> None:
+    written, data = six
+    for k, w in enumerate(written):
+        catalogue = {
+            r["product_id"] for key in w.keys if key.startswith("products/")
+            for r in map(json.loads, data[key].decode().splitlines())
+        }
+        sold = {
+            r["product_id"] for key, r, _ in records(data, "order_items")
+            if r is not None and r["line_no"] == 97 and key in w.keys
+        }
+        assert sold == {f"P-N{w.start:%Y%m%d%H%M}"}
+        assert not sold & catalogue and {f"P-{i:03d}" for i in range(50)} <= catalogue
+        if k + 1 < len(written):
+            later = written[k + 1]
+            listed = {
+                r["product_id"] for key in later.keys if key.startswith("products/")
+                for r in map(json.loads, data[key].decode().splitlines())
+            }
+            assert sold <= listed

@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from lakehouse.models import run_model, touched_partitions
@@ -61,7 +62,7 @@ def test_parse_item_checks_ranges_and_decimals() -> None:
         '{"order_id": "O1", "line_no": 1, "product_id": "P1", "category": "toys", "quantity": -1, "unit_price": "1.50", "updated_at": "2026-01-01T00:00:00Z"}',
         '{"order_id": "O1", "line_no": "2", "product_id": "P1", "category": "toys", "quantity": 3, "unit_price": 19.99, "updated_at": "2026-01-01T00:00:00Z"}',
     ]
-    out = parse_records(lines(*raw), ORDER_ITEMS).collect()
+    out = parse_records(lines(*raw), ORDER_ITEMS, {"reference(product_id)": pl.Series(["P1"])}).collect()
     assert out.get_column("_reject_reason").to_list() == ["quantity -1 out of range [1, 1000]", None]
     assert out.get_column("unit_price").to_list()[1] == Decimal("19.99")
     assert out.get_column("line_no").to_list() == [1, 2]
@@ -135,3 +136,17 @@ def test_touched_partitions_include_the_old_and_the_new_day() -> None:
         current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow()},
     )
     assert touched == [day2]
+
+
+def test_a_reference_rule_quarantines_unknown_keys_and_lets_nulls_to_the_missing_rule() -> None:
+    raw = [
+        '{"order_id": "O1", "line_no": 1, "product_id": "P1", "quantity": 1, "unit_price": "1.50", "updated_at": "2026-01-01T00:00:00Z"}',
+        '{"order_id": "O1", "line_no": 2, "product_id": "P404", "quantity": 1, "unit_price": "1.50", "updated_at": "2026-01-01T00:00:00Z"}',
+        '{"order_id": "O1", "line_no": 3, "product_id": null, "quantity": 1, "unit_price": "1.50", "updated_at": "2026-01-01T00:00:00Z"}',
+    ]
+    out = parse_records(lines(*raw), ORDER_ITEMS, {"reference(product_id)": pl.Series(["P1", "P2"])}).collect()
+    assert out.get_column("_reject_reason").to_list() == [
+        None, "unknown product_id: 'P404' is not in silver.products", "missing product_id",
+    ]
+    with pytest.raises(ValueError, match="keys of products were not given"):
+        parse_records(lines(*raw), ORDER_ITEMS).collect()
