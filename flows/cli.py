@@ -5,10 +5,13 @@ Its forms are a contract that users and checks script against::
     lakehouse demo [--windows N] [--seed S]
     lakehouse simulate --start T --windows N [--interval 15m] [--seed S] [--bad-window K]
     lakehouse run --at T [--interval 15m] [--pipeline NAME]
+    lakehouse backfill --start T1 --end T2 [--interval 15m] [--pipeline NAME] [--config PATH]
     lakehouse query "SQL" [--format table|csv|json]
     lakehouse validate [--config PATH]
     lakehouse contract TABLE [--stage batch|strict] [--config PATH]
     lakehouse quarantine list [--table T] [--limit N] [--format table|csv|json]
+    lakehouse quarantine replay [--table T ...] [--pipeline NAME]
+    lakehouse serve [--ui-port 4200] [--s3-port 5055] [--state-dir .lakehouse]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -160,6 +163,60 @@ def run(
 
 
 @app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="Start of the first window, ISO 8601 with zone, on the interval grid.")],
+    end: Annotated[str, typer.Option(help="End of the last window (exclusive), after --start, on the grid.")],
+    interval: Annotated[str | None, typer.Option(help="Window length: 5m, 15m, 1h … (default: the pipeline's)")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline to run, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Run every window of [T1, T2) in order as one Prefect flow; safe to re-run after an interruption.
+
+    The ``backfill`` flow runs in this process, and a progress bar advances as it reports
+    finished windows through ``flows.backfill.listening`` (a callback cannot be a flow
+    parameter). Exit 1 naming the window if one was blocked or failed (later ones are not run).
+    """
+    from lakehouse.errors import ConfigError
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar and lines say it all
+    _settings()
+    if interval:
+        _interval(interval)
+    _declaration(config)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.backfill import WindowDone, listening, plan, span, window_line
+    from flows.backfill import backfill as backfill_flow
+
+    try:
+        chosen, windows = plan(_time(start), _time(end), interval, pipeline)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    console.print(f"{chosen.name} backfill {span(windows)}: {len(windows)} windows")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"window {windows[0]}", total=len(windows))
+
+        def advance(done: WindowDone) -> None:
+            bar.console.print(window_line(done.summary), soft_wrap=True)
+            following = f"window {windows[done.index]}" if done.index < done.total else "done"
+            bar.update(task, advance=1, description=following)
+
+        with listening(advance):
+            state = backfill_flow(start=windows[0].start, end=windows[-1].end, interval=interval,
+                                  pipeline=pipeline, return_state=True)
+    if not state.is_completed():
+        cause = state.result(raise_on_failure=False)
+        err.print(f"[red]backfill failed:[/] {cause if isinstance(cause, BaseException) else state.message}",
+                  soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"[green]backfill done:[/] {len(windows)} windows, {span(windows)}")
+
+
+@app.command()
 def query(
     sql: Annotated[str, typer.Argument(help='SQL over layer.table names, e.g. "select * from gold.daily_sales"')],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
@@ -228,6 +285,15 @@ def demo(
                 err.print(f"[red]window {k + 1} failed:[/] {result}")
                 raise typer.Exit(1)
             _print_summary(result)
+        from flows.replay import replay_quarantine
+
+        console.rule("lakehouse quarantine replay: rows that pass now (their product has arrived)")
+        with console.status("replaying the quarantine"):
+            state = replay_quarantine(pipeline="shop", return_state=True)
+        if not state.is_completed():
+            err.print(f"[red]replay failed:[/] {state.message}")
+            raise typer.Exit(1)
+        _print_replay(state.result())
         con = connect(settings, declaration)
         console.rule("gold.daily_sales, per day and category")
         _print_frame(con.sql(
@@ -239,6 +305,65 @@ def demo(
     finally:
         if server is not None:
             server.stop()
+
+
+@app.command()
+def serve(
+    ui_port: Annotated[int, typer.Option(help="Port of the Prefect server and its UI.")] = 4200,
+    s3_port: Annotated[int, typer.Option(help="Port of the moto S3 server.")] = 5055,
+    state_dir: Annotated[str, typer.Option(help="Where the stack keeps its state between restarts.")] = ".lakehouse",
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
+) -> None:
+    """Start the local stack: moto S3, Prefect server + UI, deployments, a worker, the simulator.
+
+    The simulator writes each window's files as the window begins; the deployment's
+    schedule runs each window when it ends (a first run, for the window that just ended,
+    is triggered at once). Ctrl-C stops everything and saves the S3 state to --state-dir.
+    """
+    import signal
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from deployments.stack import BUCKET, DEPLOYMENT, start, trigger, window_start
+    from lakehouse.config import Settings
+    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.storage import open_store
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)  # `kill` stops the stack as cleanly as Ctrl-C
+    os.environ["LAKEHOUSE_CONFIG"] = os.environ.get("LAKEHOUSE_CONFIG") or str(
+        Path(__file__).resolve().parents[1] / "lakehouse" / "pipelines" / "shop.yaml"
+    )
+    interval = _declaration(None).pipeline("shop").interval
+    stack = None
+    try:
+        stack = start(Path(state_dir), ui_port=ui_port, s3_port=s3_port, say=console.print)
+        os.environ.update({k: stack.env[k] for k in ("LAKEHOUSE_WAREHOUSE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                                      "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
+        settings = Settings()
+        store = open_store(settings.landing_root, settings)
+        current = window_start(datetime.now(UTC), interval)
+        run_simulator(store, start=current - interval, windows=2, interval=interval, seed=seed)
+        trigger(stack, current)
+        console.print(f"simulator: windows from {current - interval:%H:%M} UTC landed in s3://{BUCKET}; "
+                      f"{DEPLOYMENT} runs every {interval} (the first now)")
+        console.print(f"[bold green]Prefect UI: {stack.ui}[/]   (Ctrl-C stops the stack)")
+        while True:
+            following = current + interval
+            while datetime.now(UTC) < following:
+                time.sleep(min(5.0, max(0.1, (following - datetime.now(UTC)).total_seconds())))
+            current = following
+            run_simulator(store, start=current, windows=1, interval=interval, seed=seed)
+            console.print(f"simulator: window {current:%H:%M}–{current + interval:%H:%M} landed")
+    except KeyboardInterrupt:
+        console.print("stopping …")
+    finally:
+        if stack is not None:
+            stack.stop()
+    console.print("stopped")
 
 
 @app.command()
@@ -285,10 +410,61 @@ def quarantine_list(
         return
     union = " UNION ALL ".join(f'SELECT * FROM quarantine."{n}"' for n in names)
     frame = con.execute(
-        f"SELECT _table AS \"table\", _reject_reason AS reason, _source_position AS file, _line AS line, "
+        f"SELECT _table AS \"table\", _rule AS rule, _reject_reason AS reason, _source_position AS file, _line AS line, "
         f"_raw AS raw FROM ({union}) ORDER BY _landed_at, file, line LIMIT ?", [limit]
     ).pl()
     _emit(frame, format)
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    table: Annotated[list[str] | None, typer.Option(help="Only this dataset (repeatable; orders or silver.orders).")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Re-submit quarantined rows that pass the rules now (say, their product has arrived).
+
+    They go through the normal gate into silver and gold. Each quarantined line is
+    replayed at most once: running this twice changes nothing the second time.
+    """
+    from lakehouse.errors import ConfigError
+
+    _settings()
+    declaration = _declaration(config)
+    try:
+        chosen = declaration.pipeline(pipeline)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    names = [t.split(".")[-1] for t in table or []]
+    declared = [ds.spec.name for ds in chosen.datasets]
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        err.print(f"no dataset {', '.join(unknown)} in {chosen.name}; declared: {', '.join(declared)}")
+        raise typer.Exit(2)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from flows.replay import replay_quarantine
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    with Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console, transient=True):
+        state = replay_quarantine(pipeline=chosen.name, tables=names or None, return_state=True)
+    if not state.is_completed():
+        err.print(f"[red]replay failed:[/] {state.message}", soft_wrap=True)
+        raise typer.Exit(1)
+    _print_replay(state.result())
+
+
+def _print_replay(summary: dict[str, Any]) -> None:
+    for r in summary["replayed"]:
+        failing = ", ".join(f"{n} × {why}" for why, n in r["still_failing"].items())
+        console.print(f"{r['table']}: {r['replayed']} of {r['candidates']} quarantined rows replayed"
+                      + (f"; still failing: {failing}" if failing else ""))
+    for t in summary["tables"]:
+        console.print(f"  {t['table']}: merged {t['merged']} (inserted {t['inserted']}, updated {t['updated']}), "
+                      f"rejected {t['rejected']}")
+    for g in summary["gold"]:
+        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s)")
 
 
 @app.command()

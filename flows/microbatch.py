@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
+from prefect.events import emit_event
+from prefect.runtime import deployment as deployment_runtime
 from prefect.runtime import flow_run
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
@@ -46,7 +52,119 @@ def _run_name() -> str:
     return f"{pipeline.name} {window}"
 
 
-@flow(name="micro-batch", flow_run_name=_run_name, log_prints=False)
+def superseding_run() -> str | None:
+    """The catch-up policy for scheduled runs that are late after an outage.
+
+    When this run of a deployment started from its schedule (no ``at``) and later runs of
+    the same deployment are already due (scheduled at or before now and not started), the
+    newest of them processes every file landed before its window's end, this run's files
+    included: bronze takes all pending files, whatever window they belong to. So this run
+    skips, and the due runs between it and the newest are cancelled. An outage of any
+    length is caught up by one run. Returns the name of that newest run, or None to run.
+    """
+    deployment = deployment_runtime.id
+    if not deployment or flow_run.parameters.get("at") is not None or not flow_run.scheduled_start_time:
+        return None
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterDeploymentId,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterId,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.states import Cancelled
+
+    mine = datetime.fromisoformat(str(flow_run.scheduled_start_time))
+    with get_client(sync_client=True) as client:
+        due = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(not_any_=[UUID(str(flow_run.id))]),
+                deployment_id=FlowRunFilterDeploymentId(any_=[UUID(str(deployment))]),
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=mine + timedelta(microseconds=1), before_=datetime.now(UTC)),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])),
+            ),
+            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        )
+        due = [r for r in due if r.parameters.get("at") is None]  # runs for a chosen window stay
+        if not due:
+            return None
+        newest = due[0]
+        for run in due[1:]:
+            client.set_flow_run_state(
+                run.id, Cancelled(message=f"superseded by {newest.name}, which catches up on its files"), force=True
+            )
+    return newest.name
+
+
+def _emit_run_failed(flow: Any, run: Any, state: Any) -> None:
+    """``lakehouse.run.failed``: a micro-batch failed for good, with its window and cause."""
+    try:
+        chosen, window = resolve(run.parameters.get("at"), run.parameters.get("interval"), run.parameters.get("pipeline"))
+        name, start, end = chosen.name, window.start.isoformat(), window.end.isoformat()
+    except Exception:  # the declaration itself may be what failed
+        name, start, end = run.parameters.get("pipeline") or "unknown", None, None
+    emit_event(
+        event="lakehouse.run.failed",
+        resource={"prefect.resource.id": f"lakehouse.pipeline.{name}", "prefect.resource.name": name},
+        related=[{"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.role": "flow-run",
+                  "prefect.resource.name": run.name}],
+        payload={"pipeline": name, "window_start": start, "window_end": end, "flow_run": run.name,
+                 "message": state.message},
+    )
+
+
+class Sequential(ThreadPoolTaskRunner):
+    """One task at a time, each called in the flow's own thread (so its timeout can interrupt it)."""
+
+    def __init__(self, max_workers: int | None = 1) -> None:
+        super().__init__(max_workers=1)
+
+
+class _Done:
+    """The result of a task called directly, shaped like a future."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def result(self) -> Any:
+        return self._value
+
+
+def submit(task: Any, *args: Any) -> Any:
+    """Submit ``task`` to the flow's task runner, or call it directly under :class:`Sequential`.
+
+    A direct call runs in the flow's main thread, where Prefect enforces the task's timeout;
+    in a worker thread it cannot interrupt a blocking call.
+    """
+    context = FlowRunContext.get()
+    if context is None or isinstance(context.task_runner, Sequential):
+        return _Done(task(*args))
+    return task.submit(*args)
+
+
+def task_runner(settings: Settings | None = None) -> TaskRunner:
+    """The task runner ``LAKEHOUSE_TASK_RUNNER`` chooses (read when this module is imported).
+
+    ``sequential`` (default): one task at a time. ``threads``: datasets and models fan out
+    in threads. ``dask``: they fan out on a Dask cluster through prefect-dask, the one at
+    ``LAKEHOUSE_DASK_ADDRESS`` or a local cluster of two worker processes per run.
+    """
+    settings = settings or Settings()
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})
+    return ThreadPoolTaskRunner(max_workers=8) if settings.task_runner == "threads" else Sequential()
+
+
+@flow(name="micro-batch", flow_run_name=_run_name, log_prints=False, on_failure=[_emit_run_failed],
+      task_runner=task_runner())
 def micro_batch(
     at: datetime | None = None, interval: str | None = None, pipeline: str | None = None
 ) -> dict[str, Any]:
@@ -59,27 +177,49 @@ def micro_batch(
     """
     settings = Settings()
     chosen, window = resolve(at, interval, pipeline)
+    newer = superseding_run()
+    if newer is not None:
+        message = f"late run skipped: {newer} is also due and processes every file landed before its window's end"
+        get_run_logger().warning(message)
+        create_markdown_artifact(key="batch-summary", markdown=f"# {chosen.name} {window}\n\n{message}.",
+                                 description=f"micro-batch {window}")
+        return {"pipeline": chosen.name, "window": str(window), "window_end": window.end.isoformat(),
+                "superseded_by": newer, "files": 0, "tables": [], "gold": []}
     get_run_logger().info("%s: window %s .. %s", chosen.name, window.start.isoformat(), window.end.isoformat())
 
-    landed = [ingest_bronze(settings, ds, window) for ds in chosen.datasets]
+    began = time.perf_counter()
+    landed = [f.result() for f in [submit(ingest_bronze, settings, ds, window) for ds in chosen.datasets]]
     crash_point("bronze.committed")
-
-    batches = [prepare_silver(settings, ds, window) for ds in chosen.datasets]
-    raise_if_blocked([b.gate for b in batches if b is not None], window=window)
-    merged = [commit_silver(settings, b) for b in batches if b is not None]
-
-    refreshed = []
-    for model in chosen.models:
-        batch = prepare_gold(settings, chosen, model, window)
-        if batch is None:
-            continue
-        raise_if_blocked(batch.gates, window=window)
-        crash_point("gold.prepared")
-        refreshed.append(commit_gold(settings, batch))
+    merged, refreshed = promote(settings, chosen, window)
 
     summary = summarize(chosen, window, landed, merged, refreshed)
+    summary["seconds"] = round(time.perf_counter() - began, 1)
     create_markdown_artifact(key="batch-summary", markdown=summary_markdown(summary), description=f"micro-batch {window}")
     return summary
+
+
+def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tuple[list, list]:
+    """Gate and merge what silver has not consumed of bronze, then refresh gold (in a flow).
+
+    Every silver gate runs before any silver merge; a blocked gate fails the run (with a
+    ``lakehouse.gate.failed`` event) before anything downstream changes. ``window`` names
+    the run's window in artifacts and events and is what freshness is measured against;
+    None (a quarantine replay) measures against the clock.
+    """
+    prepared: dict[str, Any] = {}
+    for ds in chosen.datasets:  # referenced datasets come first; the others fan out at once
+        upstream = {name: prepared[name].result() for name in ds.upstream}
+        prepared[ds.spec.name] = submit(prepare_silver, settings, ds, window, upstream)
+    batches = [b for b in (f.result() for f in prepared.values()) if b is not None]
+    raise_if_blocked([b.gate for b in batches], window=window)
+    merged = [f.result() for f in [submit(commit_silver, settings, b) for b in batches]]
+
+    gold_futures = [submit(prepare_gold, settings, chosen, m, window) for m in chosen.models]
+    gold_batches = [b for b in (f.result() for f in gold_futures) if b is not None]
+    raise_if_blocked([g for b in gold_batches for g in b.gates], window=window)
+    crash_point("gold.prepared")
+    refreshed = [f.result() for f in [submit(commit_gold, settings, b) for b in gold_batches]]
+    return merged, refreshed
 
 
 def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, refreshed: list) -> dict[str, Any]:
@@ -90,7 +230,7 @@ def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, re
         tables.append({
             "table": r.table, "read": c.read, "merged": c.merged, "duplicates": c.duplicates,
             "rejected": c.rejected, "superseded": c.superseded, "inserted": r.inserted, "updated": r.updated,
-            "reasons": r.reasons or {},
+            "reasons": r.reasons or {}, "examples": r.examples or {},
         })
     return {
         "pipeline": pipeline.name,
@@ -106,7 +246,8 @@ def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, re
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed.", "",
+    took = f" in {summary['seconds']:g} s" if "seconds" in summary else ""
+    lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed; processed{took}.", "",
              "| table | read | merged | duplicates | rejected | inserted | updated |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in summary["tables"]:
@@ -114,7 +255,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                      f"{t['rejected']} | {t['inserted']} | {t['updated']} |")
     for t in summary["tables"]:
         if t["reasons"]:
-            lines += ["", f"Quarantined from {t['table']}: " + ", ".join(f"{n} × {why}" for why, n in t["reasons"].items())]
+            lines += ["", f"Quarantined from {t['table']}:", ""]
+            for why, n in t["reasons"].items():
+                example = t["examples"].get(why, "").replace("`", "'")
+                lines.append(f"- {n} × {why}" + (f": e.g. `{example}`" if example else ""))
     for g in summary["gold"]:
         lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
                       f"({', '.join(g['partitions'])}), {g['rows']} rows."]

@@ -126,7 +126,8 @@ def _deploy_and_run(env: dict[str, str]) -> None:
     assert [r.name for r in runs] == ["shop 2026-01-01 00:00–00:15", "shop 2026-01-01 00:15–00:30"]
     first, second = sorted(runs, key=lambda r: r.start_time)
     assert first.end_time <= second.start_time, "two runs of one deployment overlapped"
-    wanted = {"batch-summary", "gate-silver-orders", "gate-silver-order-items", "gate-gold-daily-sales"}
+    wanted = {"batch-summary", "gate-silver-products", "gate-silver-orders", "gate-silver-order-items", "gate-gold-daily-sales",
+              "gold-daily-sales-preview"}
     deadline = time.monotonic() + 30
     while True:  # artifacts written by the flow's process may reach the API after its state
         keys = {a.key for a in asyncio.run(_artifacts(first.id))}  # the first run did the work

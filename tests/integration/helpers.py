@@ -24,7 +24,9 @@ def window_end(k: int) -> datetime:
     return START + k * INTERVAL
 
 
-def land(windows: int, *, first: int = 1, bad_window: int | None = None, seed: int = 7) -> None:
+def land(
+    windows: int, *, first: int = 1, bad_window: int | None = None, seed: int = 7, orders: int = 40
+) -> None:
     settings = Settings()
     simulate(
         open_store(settings.landing_root, settings),
@@ -33,6 +35,7 @@ def land(windows: int, *, first: int = 1, bad_window: int | None = None, seed: i
         interval=INTERVAL,
         seed=seed,
         bad_window=bad_window,
+        orders_per_window=orders,
     )
 
 
@@ -41,6 +44,13 @@ def run(k: int) -> Any:
     from flows.microbatch import micro_batch
 
     return micro_batch(at=window_end(k), interval="15m", return_state=True)
+
+
+def replay() -> Any:
+    """Replay every quarantine as a Prefect flow; returns the final state."""
+    from flows.replay import replay_quarantine
+
+    return replay_quarantine(return_state=True)
 
 
 def versions(settings: Settings | None = None) -> dict[str, int | None]:
