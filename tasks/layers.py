@@ -38,10 +38,16 @@ def ingest_bronze(settings: Settings, dataset: Dataset, window: Window) -> bronz
 
 
 def publish_gate(settings: Settings, result: GateResult, window: Window | None = None) -> None:
-    """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact."""
+    """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact.
+
+    Artifact keys: ``gate-silver-orders`` (bronze→silver), ``gate-silver-orders-to-gold``
+    (the silver rows a gold model reads) and ``gate-gold-daily-sales``.
+    """
     quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None)
+    # a silver table is gated twice per run (entering silver, and as gold's input): one key each
+    suffix = "-to-gold" if result.table.startswith("silver.") and result.stage == "silver_to_gold" else ""
     create_table_artifact(
-        key=f"gate-{result.table.replace('.', '-').replace('_', '-')}",
+        key=f"gate-{result.table.replace('.', '-').replace('_', '-')}{suffix}",
         table=[
             {
                 "check": c.name,

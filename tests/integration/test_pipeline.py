@@ -243,6 +243,7 @@ def test_a_warn_level_failure_promotes_and_shows_in_the_gate_artifact(warehouse:
     assert orders["merged"] > 0 and read("silver", "orders").height == orders["merged"]
 
     artifacts = {a.key: a for a in asyncio.run(_artifacts(state.state_details.flow_run_id))}
+    assert "gate-silver-orders-to-gold" in artifacts  # the strict gate of gold's input has its own key
     gate = artifacts["gate-silver-orders"]
     rows = json.loads(gate.data) if isinstance(gate.data, str) else gate.data
     fresh = next(r for r in rows if r["check"] == "freshness(updated_at)")
