@@ -10,7 +10,7 @@ export SODA_CORE_TELEMETRY_ENABLED = false
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 90
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install demo serve test test-fast lint clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)  ## run the demo pipeline on an embedded moto S3
 	$(VENV)/bin/lakehouse demo
+
+serve: $(STAMP)  ## the local stack: moto S3, Prefect server + UI, deployments, worker, simulator (Ctrl-C stops it)
+	$(VENV)/bin/lakehouse serve
 
 test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
 	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests
