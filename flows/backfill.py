@@ -191,11 +191,16 @@ def _publish(
     )
 
 
-def window_line(summary: dict[str, Any]) -> str:
-    """One window in one line: files, rows read, merged, rejected, duplicates, gold partitions."""
+def _totals(summary: dict[str, Any]) -> tuple[int, int, int, int, int]:
+    """A window's rows read, merged, rejected and duplicates over its tables, and its gold partitions."""
     tables = summary["tables"]
     read, merged, rejected, duplicates = (sum(t[c] for t in tables) for c in ("read", "merged", "rejected", "duplicates"))
-    partitions = sum(len(g["partitions"]) for g in summary["gold"])
+    return read, merged, rejected, duplicates, sum(len(g["partitions"]) for g in summary["gold"])
+
+
+def window_line(summary: dict[str, Any]) -> str:
+    """One window in one line: files, rows read, merged, rejected, duplicates, gold partitions."""
+    read, merged, rejected, duplicates, partitions = _totals(summary)
     return (f"{summary['window']}: {summary['files']} files, read {read}, merged {merged}, "
             f"rejected {rejected}, duplicates {duplicates}; gold {partitions} partition(s)")
 
@@ -213,10 +218,7 @@ def summary_markdown(
              "| window | files | read | merged | rejected | duplicates | gold partitions |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in summaries:
-        tables = s["tables"]
-        counts = (sum(t[c] for t in tables) for c in ("read", "merged", "rejected", "duplicates"))
-        partitions = sum(len(g["partitions"]) for g in s["gold"])
-        lines.append(f"| {s['window']} | {s['files']} | " + " | ".join(map(str, counts)) + f" | {partitions} |")
+        lines.append(f"| {s['window']} | {s['files']} | " + " | ".join(map(str, _totals(s))) + " |")
     if stopped is not None:
         window, reason = stopped
         lines += ["", f"**Stopped at {window}**: {reason}"]

@@ -224,25 +224,30 @@ def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tupl
 
 def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, refreshed: list) -> dict[str, Any]:
     """Plain counts of one run, for the CLI, the artifact and tests."""
-    tables = []
-    for r in merged:
-        c = r.counts
-        tables.append({
-            "table": r.table, "read": c.read, "merged": c.merged, "duplicates": c.duplicates,
-            "rejected": c.rejected, "superseded": c.superseded, "inserted": r.inserted, "updated": r.updated,
-            "reasons": r.reasons or {}, "examples": r.examples or {},
-        })
     return {
         "pipeline": pipeline.name,
         "window": str(window),
         "window_end": window.end.isoformat(),
         "files": sum(len(b.files) for b in landed),
-        "tables": tables,
-        "gold": [
-            {"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview}
-            for g in refreshed
-        ],
+        "tables": table_counts(merged),
+        "gold": gold_changes(refreshed),
     }
+
+
+def table_counts(merged: list) -> list[dict[str, Any]]:
+    """Per silver promotion: rows read, merged, duplicates, rejected (with reasons) and so on."""
+    return [
+        {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
+         "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
+         "updated": r.updated, "reasons": r.reasons or {}, "examples": r.examples or {}}
+        for r in merged
+    ]
+
+
+def gold_changes(refreshed: list) -> list[dict[str, Any]]:
+    """Per gold refresh: the partitions recomputed, the rows written and a preview."""
+    return [{"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview}
+            for g in refreshed]
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.microbatch import promote, task_runner
+from flows.microbatch import gold_changes, promote, table_counts, task_runner
 from lakehouse.config import Settings
 from lakehouse.declaration import load
 from tasks.layers import replay_quarantined
@@ -48,13 +48,8 @@ def replay_quarantine(pipeline: str | None = None, tables: list[str] | None = No
              "still_failing": r.still_failing, "bronze_version": r.version}
             for r in results
         ],
-        "tables": [
-            {"table": r.table, "read": r.counts.read, "merged": r.counts.merged,
-             "rejected": r.counts.rejected, "duplicates": r.counts.duplicates,
-             "inserted": r.inserted, "updated": r.updated, "reasons": r.reasons or {}}
-            for r in merged
-        ],
-        "gold": [{"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows} for g in refreshed],
+        "tables": table_counts(merged),
+        "gold": gold_changes(refreshed),
     }
     create_markdown_artifact(key="quarantine-replay", markdown=_markdown(summary), description="quarantine replay")
     return summary
