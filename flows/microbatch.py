@@ -204,8 +204,20 @@ def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tupl
     Every silver gate runs before any silver merge; a blocked gate fails the run (with a
     ``lakehouse.gate.failed`` event) before anything downstream changes. ``window`` names
     the run's window in artifacts and events and is what freshness is measured against;
-    None (a quarantine replay) measures against the clock.
+    None (a quarantine replay) measures against the clock. A backlog larger than one batch
+    (``max_batch_rows``) is promoted in rounds, silver then gold, each round exactly once.
     """
+    merged: list = []
+    refreshed: list = []
+    while True:
+        more, round_merged, round_refreshed = _promote_round(settings, chosen, window)
+        merged += round_merged
+        refreshed += round_refreshed
+        if not more:
+            return merged, refreshed
+
+
+def _promote_round(settings: Settings, chosen: Pipeline, window: Window | None) -> tuple[bool, list, list]:
     prepared: dict[str, Any] = {}
     for ds in chosen.datasets:  # referenced datasets come first; the others fan out at once
         upstream = {name: prepared[name].result() for name in ds.upstream}
@@ -219,7 +231,7 @@ def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tupl
     raise_if_blocked([g for b in gold_batches for g in b.gates], window=window)
     crash_point("gold.prepared")
     refreshed = [f.result() for f in [submit(commit_gold, settings, b) for b in gold_batches]]
-    return merged, refreshed
+    return any(b.more for b in batches), merged, refreshed
 
 
 def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, refreshed: list) -> dict[str, Any]:

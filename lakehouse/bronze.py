@@ -14,17 +14,27 @@ from datetime import UTC, datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.commit import app_id, commit_properties, committed_version, ensure_table, write_once
+from lakehouse.commit import (
+    app_id,
+    commit_properties,
+    committed_version,
+    ensure_table,
+    latest_metadata,
+    write_once,
+)
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.landing import LandedFile, pending_files, read_lines
+from lakehouse.landing import FileCursor, LandedFile, batches, pending_files, read_lines
 from lakehouse.specs import TableSpec
 from lakehouse.storage import ObjectStore, storage_options
 from lakehouse.window import Window
 
 log = logging.getLogger(__name__)
+
+CURSOR_KEY = "cursor"
+"""Commit metadata ``lakehouse.cursor``: the landing cursor after the commit."""
 
 BRONZE_SCHEMA = pa.schema(
     [
@@ -47,7 +57,7 @@ def bronze_name(spec: TableSpec) -> str:
 
 @dataclass(frozen=True)
 class BronzeResult:
-    """What one bronze ingest did."""
+    """What one bronze ingest did (one or several commits)."""
 
     table: str
     window: Window
@@ -55,12 +65,19 @@ class BronzeResult:
     rows: int = 0
     version: int | None = None
     batch: int | None = None
+    """The last batch sequence number committed."""
     skipped: bool = False
     """True when there was nothing new to ingest (a re-run, or an empty window)."""
+    commits: int = 0
+    """How many bronze commits the ingest took (more than one for a large backlog)."""
 
 
 def ingested_files(uri: str, options: dict[str, str]) -> set[tuple[str, str]]:
-    """``(key, version)`` of every file already in the bronze table."""
+    """``(key, version)`` of every file already in the bronze table (a scan of bronze).
+
+    Only for tables written before commits carried the source cursor; afterwards progress
+    comes from the Delta log (:func:`cursor`).
+    """
     frame = (
         pl.scan_delta(uri, storage_options=options)
         .select("_source_position", "_source_version")
@@ -70,13 +87,33 @@ def ingested_files(uri: str, options: dict[str, str]) -> set[tuple[str, str]]:
     return set(frame.iter_rows())
 
 
+def cursor(table: DeltaTable, uri: str, options: dict[str, str]) -> FileCursor:
+    """The landing cursor of the newest bronze commit that carries one (the Delta log only).
+
+    A table written before cursors were recorded is scanned once instead; its next commit
+    records the cursor.
+    """
+    stored = latest_metadata(table, CURSOR_KEY)
+    if stored is not None:
+        return FileCursor.from_json(stored)
+    if table.version() <= 0:
+        return FileCursor()
+    legacy = ingested_files(uri, options)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return FileCursor(None, frozenset((k, v, epoch) for k, v in legacy), False)
+
+
 def ingest(
     settings: Settings, dataset: Dataset, window: Window, *, landing: ObjectStore
 ) -> BronzeResult:
     """Append every file under the dataset's prefix that landed before ``window.end``.
 
-    Files already ingested (same key and version) are skipped, so a re-run of any window
-    commits nothing. Returns what was ingested.
+    Files the cursor has seen (same key and version) are skipped, so a re-run of any window
+    commits nothing. A backlog larger than the dataset's batch bounds (``max_batch_files``,
+    ``max_batch_bytes``) is appended as several commits, each exactly once and each
+    carrying the cursor after it, so memory is bounded by one batch. Empty files are
+    recorded in the cursor like any other (a commit with no rows), so they are not listed
+    again.
     """
     spec = dataset.spec
     name = bronze_name(spec)
@@ -86,20 +123,38 @@ def ingest(
     app = app_id(f"bronze/{name}", f"landing/{prefix}")
     table = ensure_table(uri, BRONZE_SCHEMA, options)
 
+    position = cursor(table, uri, options)
     files = pending_files(
-        landing, prefix=prefix, before=window.end, ingested=ingested_files(uri, options),
+        landing, prefix=prefix, before=window.end, cursor=position, lookback=dataset.lookback,
         time_from=dataset.landing_time,
     )
     if not files:
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
 
-    batch = (committed_version(table, app) or 0) + 1
+    done: list[LandedFile] = []
+    rows = 0
+    landed = None
+    first = batch = committed_version(table, app) or 0
+    for chunk in batches(files, max_files=dataset.max_batch_files, max_bytes=dataset.max_batch_bytes):
+        batch += 1
+        position = position.advance(chunk, prefix=prefix, lookback=dataset.lookback)
+        landed = _append(uri, options, app, batch, name, prefix, window, chunk, position, landing, dataset)
+        done += chunk
+        rows += landed[1]
+    assert landed is not None
+    return BronzeResult(
+        table=f"bronze.{name}", window=window, files=done, rows=rows, version=landed[0],
+        batch=batch, commits=batch - first,
+    )
+
+
+def _append(
+    uri: str, options: dict[str, str], app: str, batch: int, name: str, prefix: str, window: Window,
+    files: list[LandedFile], position: FileCursor, landing: ObjectStore, dataset: Dataset,
+) -> tuple[int, int]:
+    """Append one batch of files with the cursor after it; (table version, rows)."""
     batch_id = f"{name}:{batch}"
     lines = read_lines(landing, files, format=dataset.format, compression=dataset.compression)
-    if lines.is_empty():
-        # only empty files: nothing to keep; they stay pending and cost no commit
-        log.info("bronze.%s: %d pending files hold no records", name, len(files))
-        return BronzeResult(table=f"bronze.{name}", window=window, files=files, skipped=True)
     data = lines.with_columns(
         pl.lit(batch_id).alias("_batch_id"),
         pl.lit(prefix).alias("_source"),
@@ -112,6 +167,7 @@ def ingest(
         "batch_id": batch_id,
         "rows": arrow.num_rows,
         "files": [{"key": f.key, "version": f.version, "landed_at": f.landed_at.isoformat()} for f in files],
+        CURSOR_KEY: position.to_json(),
     }
 
     def write() -> None:
@@ -128,11 +184,4 @@ def ingest(
         "bronze.%s: batch %s, %d files, %d rows -> version %d",
         name, batch, len(files), arrow.num_rows, landed.version,
     )
-    return BronzeResult(
-        table=f"bronze.{name}",
-        window=window,
-        files=files,
-        rows=arrow.num_rows,
-        version=landed.version,
-        batch=batch,
-    )
+    return landed.version, arrow.num_rows

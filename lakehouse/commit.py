@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
@@ -64,6 +65,26 @@ def commit_properties(
         app_transactions=[Transaction(app, version) for app, version in transactions.items()],
         custom_metadata=custom,
     )
+
+
+def latest_metadata(table: DeltaTable | None, key: str, *, horizon: int = 200) -> Any | None:
+    """The ``lakehouse.<key>`` metadata of the newest commit that carries it, else None.
+
+    Reads commit infos from the newest backwards: the last 10 first, then up to
+    ``horizon`` (other writers' commits, such as a replay or a compaction, may sit
+    between), so what it costs does not grow with the table's history.
+    """
+    if table is None:
+        return None
+    name = f"{METADATA_PREFIX}{key}"
+    for limit in (10, horizon):
+        for entry in table.history(limit=limit):
+            value = entry.get(name)
+            if value is not None:
+                return json.loads(value) if isinstance(value, str) else value
+        if table.version() < limit:
+            break
+    return None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,14 @@ class SourceDecl(_Model):
     compression: Literal["none", "gzip"] = "none"
     landing_time: Literal["key", "last_modified"] = "key"
     interval: Interval = timedelta(minutes=15)
+    lookback: Interval = timedelta(hours=1)
+    """How late a file may land (by its landing time) behind the newest one ingested and still be seen."""
+    max_batch_files: int = Field(default=1000, ge=1)
+    """At most this many files per bronze commit; a larger backlog takes several commits."""
+    max_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """At most this many bytes of files per bronze commit (a larger single file is its own batch)."""
+    max_batch_rows: int = Field(default=1_000_000, ge=1)
+    """At most about this many bronze rows per silver promotion (whole bronze commits are taken)."""
 
     @model_validator(mode="after")
     def _interval_range(self) -> SourceDecl:
@@ -193,6 +201,10 @@ class Dataset:
     format: str
     compression: str
     landing_time: str
+    lookback: timedelta = timedelta(hours=1)
+    max_batch_files: int = 1000
+    max_batch_bytes: int = 256 * 1024 * 1024
+    max_batch_rows: int = 1_000_000
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -373,7 +385,11 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         checks=tuple(checks),
         description=decl.description,
     )
-    return Dataset(spec, decl.source, prefix, source.format, source.compression, source.landing_time)
+    return Dataset(
+        spec, decl.source, prefix, source.format, source.compression, source.landing_time,
+        lookback=source.lookback, max_batch_files=source.max_batch_files,
+        max_batch_bytes=source.max_batch_bytes, max_batch_rows=source.max_batch_rows,
+    )
 
 
 def _promotion_order(datasets: dict[str, Dataset], where: str, problems: _Problems) -> dict[str, Dataset]:

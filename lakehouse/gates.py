@@ -75,6 +75,7 @@ import polars as pl
 import pyarrow as pa
 import yaml
 
+from lakehouse.errors import GateFailed
 from lakehouse.specs import Check, TableSpec
 
 # before anything imports soda (it is imported on first use, see _soda)
@@ -139,6 +140,18 @@ class GateResult:
             return f"{self.table} {self.stage}: passed {len(self.checks)} checks{tail}"
         failed = [f"{c.name} ({_violation(c)})" for c in self.checks if not c.passed and c.level == "fail"]
         return f"{self.table} {self.stage}: FAILED {', '.join(failed)}{tail}"
+
+
+def blocking_error(results: list[GateResult]) -> GateFailed | None:
+    """The error that blocks a promotion, naming every failing check, or None if all passed."""
+    failed = [r for r in results if not r.passed]
+    if not failed:
+        return None
+    return GateFailed(
+        "promotion blocked: " + "; ".join(r.summary() for r in failed),
+        table=", ".join(r.table for r in failed),
+        failed_checks=[c for r in failed for c in r.failed_checks()],
+    )
 
 
 def build_contract(spec: TableSpec, *, dataset: str, strict: bool) -> str:

@@ -18,7 +18,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse import sql
+from lakehouse import duck, sql
 from lakehouse.commit import (
     app_id,
     commit_properties,
@@ -30,7 +30,7 @@ from lakehouse.commit import (
 from lakehouse.config import Settings
 from lakehouse.declaration import GoldModel, Pipeline
 from lakehouse.gates import GateResult, run_gate
-from lakehouse.models import run_model, touched_partitions
+from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.storage import storage_options
 
 log = logging.getLogger(__name__)
@@ -63,20 +63,46 @@ def _app(model: GoldModel, upstream: str) -> str:
     return app_id(f"gold/{model.spec.name}", f"silver/{upstream}")
 
 
-def _changes(table: DeltaTable, start: int, end: int) -> pa.Table:
+def _changes(table: DeltaTable, start: int, end: int) -> pl.DataFrame:
+    """Silver's change data feed for versions ``start..end``: every pre- and post-image."""
     reader = table.load_cdf(starting_version=start, ending_version=end)
-    data = pa.table(reader.read_all())
-    data = data.drop_columns([c for c in CDF_COLUMNS if c in data.column_names])
+    frame = pl.from_arrow(pa.table(reader.read_all()))
+    assert isinstance(frame, pl.DataFrame)
     # the feed comes as string_view; DuckDB pushes join filters of that type into the
     # large_string scans of the other inputs, which pyarrow cannot compare
+    return frame.with_columns(pl.col(n).cast(pl.String) for n, t in frame.schema.items() if t == pl.String)
+
+
+def _rows(frame: pl.DataFrame) -> pa.Table:
+    arrow = frame.drop([c for c in CDF_COLUMNS if c in frame.columns]).to_arrow()
     schema = pa.schema(
-        [pa.field(f.name, pa.large_string() if f.type == pa.string_view() else f.type) for f in data.schema]
+        [pa.field(f.name, pa.large_string() if f.type in (pa.string_view(), pa.string()) else f.type) for f in arrow.schema]
     )
-    return data.cast(schema)
+    return arrow.cast(schema)
+
+
+def _latest(changes: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """The current row of every key the feed names: its last post-image, unless it was deleted."""
+    order = pl.col("_change_type").replace_strict(
+        {"update_preimage": 0, "delete": 1, "insert": 1, "update_postimage": 1}, return_dtype=pl.Int8
+    )
+    last = (
+        changes.filter(pl.col("_change_type") != "update_preimage")
+        .with_columns(order.alias("__order"))
+        .sort(["_commit_version", "__order"])
+        .unique(subset=keys, keep="last", maintain_order=True)
+    )
+    return last.filter(pl.col("_change_type") != "delete").drop("__order")
 
 
 def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBatch | None:
-    """Find the partitions the inputs' changes touch, recompute and gate them; None if current."""
+    """Find the partitions the inputs' changes touch, recompute and gate them; None if current.
+
+    What is read is bounded by the change, not by the tables: the change data feed of each
+    input since the version this model consumed (its pre- and post-images), and the
+    inputs' current snapshots through DuckDB's ``delta`` extension, so that the touched
+    partitions are scanned with partition and statistics pushdown.
+    """
     options = storage_options(settings)
     inputs = {name: open_table(settings.table_uri("silver", name), options) for name in model.inputs}
     if any(t is None for t in inputs.values()):
@@ -85,31 +111,35 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     gold = open_table(settings.table_uri("gold", model.spec.name), options)
     consumed = {name: committed_version(gold, _app(model, name)) for name in tables}
     current = {name: t.version() for name, t in tables.items()}
-    changed = [n for n in tables if consumed[n] is None or consumed[n] < current[n]]  # type: ignore[operator]
+    since = {n: -1 if consumed[n] is None else int(consumed[n] or 0) for n in tables}
+    changed = [n for n in tables if since[n] < current[n]]
     if not changed:
         return None
 
-    changes = {
-        n: _changes(tables[n], 0 if consumed[n] is None else consumed[n] + 1, current[n])  # type: ignore[operator]
+    changes = {n: _changes(tables[n], since[n] + 1, current[n]) for n in changed}
+    columns = {n: tuple(pipeline.dataset(n).spec.column_names) for n in tables}
+    snapshots = {n: DeltaSnapshot(tables[n].table_uri, current[n], columns[n]) for n in tables}
+    # the previous snapshot differs from the current one only by the feed's pre-images
+    before = {
+        n: _rows(changes[n].filter(pl.col("_change_type").is_in(["update_preimage", "delete"])).select(columns[n]))
         for n in changed
     }
-    now = {n: t.to_pyarrow_table() for n, t in tables.items()}
-    old = {
-        n: None if consumed[n] is None else DeltaTable(t.table_uri, version=consumed[n], storage_options=options).to_pyarrow_table()
-        for n, t in tables.items()
-    }
     partition = model.spec.partition_by or ""
-    touched = touched_partitions(model.sql, partition, changes=changes, old=old, current=now)
-    rows = run_model(model.sql, now, partition_by=partition, partitions=touched)
+    con = duck.connect(settings)
+    try:
+        touched = touched_partitions(
+            model.sql, partition, changes={n: _rows(changes[n].select(columns[n])) for n in changed},
+            old=before, current=snapshots, con=con,
+        )
+        rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
+    finally:
+        con.close()
     rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
 
     gates = []
     for n in changed:
         spec = pipeline.dataset(n).spec
-        keys = pl.from_arrow(changes[n]).select(spec.keys).unique()  # type: ignore[union-attr]
-        current_rows = pl.from_arrow(now[n])
-        assert isinstance(current_rows, pl.DataFrame)
-        after = current_rows.join(keys, on=list(spec.keys), how="semi")
+        after = _latest(changes[n], list(spec.keys))
         if not after.is_empty():
             gates.append(run_gate(after.select(spec.column_names), spec, stage="silver_to_gold", strict=True))
     if rows.num_rows:
@@ -144,11 +174,24 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview)
 
 
-def rebuild(settings: Settings, model: GoldModel) -> pl.DataFrame:
+def rebuild(settings: Settings, model: GoldModel, pipeline: Pipeline | None = None) -> pl.DataFrame:
     """The model computed from scratch over all of silver (for checks and repair)."""
     options = storage_options(settings)
-    tables = {n: DeltaTable(settings.table_uri("silver", n), storage_options=options).to_pyarrow_table() for n in model.inputs}
-    rows = run_model(model.sql, tables).select(model.spec.column_names).cast(model.spec.arrow_schema())
+    tables = {n: DeltaTable(settings.table_uri("silver", n), storage_options=options) for n in model.inputs}
+    if pipeline is None:
+        snapshots: dict[str, object] = {n: t.to_pyarrow_table() for n, t in tables.items()}
+        rows = run_model(model.sql, snapshots)
+    else:
+        con = duck.connect(settings)
+        try:
+            snapshots = {
+                n: DeltaSnapshot(t.table_uri, t.version(), tuple(pipeline.dataset(n).spec.column_names))
+                for n, t in tables.items()
+            }
+            rows = run_model(model.sql, snapshots, con=con)
+        finally:
+            con.close()
+    rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
     frame = pl.from_arrow(rows)
     assert isinstance(frame, pl.DataFrame)
     return frame.sort(frame.columns)

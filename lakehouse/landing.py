@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
@@ -47,25 +47,112 @@ def landing_time(info: ObjectInfo, mode: str = "key") -> datetime:
     return info.last_modified.astimezone(UTC)
 
 
+_TIME_FIRST = re.compile(r"^\d{4}/\d{2}/\d{2}/\d{2}/\d{2}/")
+
+
+@dataclass(frozen=True)
+class FileCursor:
+    """Where a landing-files source stands: stored in every bronze commit's metadata.
+
+    ``watermark`` is the newest landing time ingested; ``recent`` the files (key, version,
+    landing time) ingested within ``lookback`` of it. A file that landed before
+    ``watermark - lookback`` counts as settled: it is never listed or compared again, so a
+    window's cost does not grow with the landing area's history. Late files (and
+    re-deliveries) are seen while their landing time is within the look-back.
+    """
+
+    watermark: datetime | None = None
+    recent: frozenset[tuple[str, str, datetime]] = frozenset()
+    time_ordered: bool = False
+    """Keys are ``<prefix>/YYYY/MM/DD/HH/MM/...``: the listing can start at the horizon."""
+
+    def horizon(self, lookback: timedelta) -> datetime | None:
+        return None if self.watermark is None else self.watermark - lookback
+
+    def seen(self) -> set[tuple[str, str]]:
+        return {(key, version) for key, version, _ in self.recent}
+
+    def advance(self, files: Iterable[LandedFile], *, prefix: str, lookback: timedelta) -> FileCursor:
+        """The cursor after ``files`` were ingested too."""
+        files = list(files)
+        marks = [f.landed_at for f in files] + ([self.watermark] if self.watermark else [])
+        watermark = max(marks) if marks else None
+        horizon = watermark - lookback if watermark else None
+        recent = {*self.recent, *((f.key, f.version, f.landed_at) for f in files)}
+        kept = frozenset(r for r in recent if horizon is None or r[2] >= horizon)
+        base = prefix.rstrip("/") + "/"
+        ordered = bool(kept) and all(_TIME_FIRST.match(key[len(base):]) for key, _, _ in kept)
+        return FileCursor(watermark, kept, ordered)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "watermark": self.watermark.isoformat() if self.watermark else None,
+            "time_ordered": self.time_ordered,
+            "recent": sorted([key, version, landed.isoformat()] for key, version, landed in self.recent),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> FileCursor:
+        mark = data.get("watermark")
+        recent = data.get("recent") or []
+        assert isinstance(recent, list)
+        return cls(
+            datetime.fromisoformat(str(mark)) if mark else None,
+            frozenset((str(k), str(v), datetime.fromisoformat(str(t))) for k, v, t in recent),
+            bool(data.get("time_ordered")),
+        )
+
+
 def pending_files(
     store: ObjectStore,
     *,
     prefix: str,
     before: datetime,
-    ingested: set[tuple[str, str]],
+    cursor: FileCursor,
+    lookback: timedelta,
     time_from: str = "key",
 ) -> list[LandedFile]:
-    """Files under ``prefix`` that landed before ``before`` and are not in ``ingested``.
+    """Files under ``prefix`` that landed before ``before`` and that ``cursor`` has not seen.
 
-    ``ingested`` holds ``(key, version)`` pairs already in bronze; ``time_from`` is the
-    dataset's ``landing_time`` mode (``key`` or ``last_modified``, see :func:`landing_time`).
+    Files that landed before the cursor's horizon (``watermark - lookback``) are settled;
+    when keys are time-ordered the listing starts there (S3 ``StartAfter``) instead of at
+    the beginning of the prefix. ``time_from`` is the dataset's ``landing_time`` mode
+    (``key`` or ``last_modified``, see :func:`landing_time`).
     """
+    base = prefix.rstrip("/") + "/"
+    horizon = cursor.horizon(lookback)
+    start_after = None
+    if horizon is not None and cursor.time_ordered and time_from == "key":
+        start_after = base + (horizon - timedelta(minutes=1)).strftime("%Y/%m/%d/%H/%M")
+    seen = cursor.seen()
     out = []
-    for info in store.list(prefix.rstrip("/") + "/"):
+    for info in store.list(base, start_after=start_after):
         landed = landing_time(info, time_from)
-        if landed < before and (info.key, info.etag) not in ingested:
-            out.append(LandedFile(landed, info.key, info.etag, info.size))
+        if landed >= before or (info.key, info.etag) in seen:
+            continue
+        if horizon is not None and landed < horizon:
+            continue
+        out.append(LandedFile(landed, info.key, info.etag, info.size))
     return sorted(out)
+
+
+def batches(files: list[LandedFile], *, max_files: int, max_bytes: int) -> list[list[LandedFile]]:
+    """``files`` (in landing order) cut into runs of at most ``max_files`` files and ``max_bytes``.
+
+    A single file larger than ``max_bytes`` is a batch of its own.
+    """
+    out: list[list[LandedFile]] = []
+    current: list[LandedFile] = []
+    size = 0
+    for f in files:
+        if current and (len(current) >= max_files or size + f.size > max_bytes):
+            out.append(current)
+            current, size = [], 0
+        current.append(f)
+        size += f.size
+    if current:
+        out.append(current)
+    return out
 
 
 def _lines_of_text(text: str) -> pl.DataFrame:

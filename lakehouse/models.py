@@ -19,17 +19,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from lakehouse.specs import quote
+from lakehouse.sql import in_list
 
 _SILVER_REF = re.compile(r'\bsilver\s*\.\s*"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
 
 ArrowData = Any
 """A ``pyarrow.Table``, ``RecordBatchReader`` or ``pyarrow.dataset.Dataset``."""
+
+
+@dataclass(frozen=True)
+class DeltaSnapshot:
+    """A version of a Delta table, read by DuckDB's ``delta`` extension with pushdown.
+
+    Filters on partition columns skip partitions, other filters (and the dynamic filters a
+    join derives from its smaller side) skip files and row groups by their statistics, so
+    a model restricted to a few partitions reads those and not the table's history.
+    """
+
+    uri: str
+    version: int
+    columns: tuple[str, ...]
+
+
+Source = ArrowData | DeltaSnapshot
 
 
 def referenced_tables(sql: str) -> list[str]:
@@ -42,37 +61,52 @@ def referenced_tables(sql: str) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in _SILVER_REF.finditer(sql)))
 
 
-def _connect(tables: Mapping[str, ArrowData | list[ArrowData]]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    # DuckDB 1.5 pushes some filters into pyarrow dataset scans as string_view scalars,
-    # which pyarrow cannot compare with the tables' string columns (measured on the shop
-    # model: "no kernel matching (large_string, string_view)"). DuckDB filters instead.
-    con.execute("SET disabled_optimizers = 'filter_pushdown'")
-    con.execute("CREATE SCHEMA silver")
+def _select(con: duckdb.DuckDBPyConnection, name: str, i: int, part: Source, columns: list[str] | None) -> str:
+    cols = ", ".join(quote(c) for c in columns) if columns else "*"
+    if isinstance(part, DeltaSnapshot):
+        uri = part.uri.replace("'", "''")
+        return f"SELECT {', '.join(quote(c) for c in part.columns)} FROM delta_scan('{uri}', version => {int(part.version)})"
+    hidden = f"__{name}_{i}"
+    # copied into DuckDB (the parts given as Arrow are small: changes, pre-images, tests):
+    # a registered Arrow scan cannot take the bloom and string_view filters DuckDB pushes
+    con.register(f"{hidden}_arrow", part)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {quote(hidden)} AS SELECT * FROM {quote(hidden + '_arrow')}")
+    con.unregister(f"{hidden}_arrow")
+    return f"SELECT {cols} FROM {quote(hidden)}"
+
+
+def _connect(
+    tables: Mapping[str, Source | list[Source]], con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection with a view ``silver.<name>`` per input (parts are UNIONed ALL)."""
+    if con is None:
+        con = duckdb.connect()
+    con.execute("CREATE SCHEMA IF NOT EXISTS silver")
     for name, data in tables.items():
         parts = data if isinstance(data, list) else [data]
-        selects = []
-        for i, part in enumerate(parts):
-            hidden = f"__{name}_{i}"
-            con.register(hidden, part)
-            selects.append(f"SELECT * FROM {quote(hidden)}")
-        con.execute(f"CREATE VIEW silver.{quote(name)} AS {' UNION ALL '.join(selects)}")
+        columns = next((list(p.columns) for p in parts if isinstance(p, DeltaSnapshot)), None)
+        selects = [_select(con, name, i, part, columns) for i, part in enumerate(parts)]
+        con.execute(f"CREATE OR REPLACE VIEW silver.{quote(name)} AS {' UNION ALL '.join(selects)}")
     return con
 
 
 def run_model(
     sql: str,
-    tables: Mapping[str, ArrowData],
+    tables: Mapping[str, Source],
     *,
     partition_by: str | None = None,
     partitions: list[Any] | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
-    """The model's result over ``tables``; only ``partitions`` of it when given."""
-    con = _connect(tables)
+    """The model's result over ``tables``; only ``partitions`` of it when given.
+
+    The partitions are written as literals (NULL included) so that DuckDB pushes them
+    through the model into the scans of its inputs.
+    """
+    con = _connect(tables, con)
     query = f"SELECT * FROM ({sql}) AS model"
     if partition_by is not None and partitions is not None:
-        con.register("__partitions", pa.table({"p": pa.array(partitions)}) if partitions else pa.table({"p": pa.array([], pa.null())}))
-        query += f" WHERE model.{quote(partition_by)} IN (SELECT p FROM __partitions)"
+        query += f" WHERE {in_list(partition_by, partitions, alias='model')}"
     return con.execute(query).to_arrow_table()
 
 
@@ -82,24 +116,26 @@ def touched_partitions(
     *,
     changes: Mapping[str, ArrowData],
     old: Mapping[str, ArrowData | None],
-    current: Mapping[str, ArrowData],
+    current: Mapping[str, Source],
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> list[Any]:
     """Partition values of the result that the ``changes`` of the inputs can move.
 
     ``changes`` holds, per changed input, its changed rows (old and new versions);
-    ``old`` the snapshot the previous result was computed from (None: there was none);
-    ``current`` the snapshot now.
+    ``old`` the rows of the snapshot the previous result was computed from that may differ
+    from ``current`` (the whole old snapshot, or just its pre-images from the change data
+    feed: together with ``current`` both give the same rows); ``current`` the snapshot now.
     """
     found: set[Any] = set()
     for changed, rows in changes.items():
-        tables: dict[str, ArrowData | list[ArrowData]] = {}
+        tables: dict[str, Source | list[Source]] = {}
         for name in current:
             if name == changed:
                 tables[name] = rows
             else:
                 before = old.get(name)
                 tables[name] = [current[name]] if before is None else [current[name], before]
-        con = _connect(tables)
-        result = con.execute(f"SELECT DISTINCT {quote(partition_by)} FROM ({sql}) AS model").fetchall()
+        connection = _connect(tables, con)
+        result = connection.execute(f"SELECT DISTINCT {quote(partition_by)} FROM ({sql}) AS model").fetchall()
         found.update(r[0] for r in result)
     return sorted(found, key=lambda v: (v is None, v))

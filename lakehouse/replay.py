@@ -112,7 +112,7 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
     lines = todo.select("_raw", "_batch_id", "_source_position", "_line", "_landed_at").join(
         source_versions, on=["_source_position", "_line"], how="left"
     )
-    parsed = parse_records(lines.lazy(), spec, reference_keys(settings, spec)).collect()
+    parsed = parse_records(lines.lazy(), spec, reference_keys(settings, spec, lines)).collect()
     passing = parsed.filter(pl.col("_reject_reason").is_null())
     failing = parsed.filter(pl.col("_reject_reason").is_not_null())
     result = ReplayResult(

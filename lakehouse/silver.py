@@ -35,6 +35,7 @@ from lakehouse.declaration import Dataset
 from lakehouse.errors import LakehouseError
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
+from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 from lakehouse.transform import (
@@ -97,6 +98,8 @@ class SilverBatch:
     rejected: pl.DataFrame
     counts: Counts
     gate: GateResult
+    more: bool = False
+    """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
 
 
 @dataclass(frozen=True)
@@ -140,30 +143,47 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
     return kept, frame.height - kept.height
 
 
+def referenced_values(lines: pl.DataFrame, spec: TableSpec) -> dict[str, pl.Series]:
+    """The values each ``reference`` check of ``spec`` will look up, read from the raw lines."""
+    out: dict[str, pl.Series] = {}
+    for check in spec.checks:
+        if check.kind == "reference" and check.column is not None:
+            text = lines.select(pl.col("_raw").str.json_path_match(f"$.{check.column}").alias("v"))
+            out[check.name] = text.get_column("v").drop_nulls().unique()
+    return out
+
+
 def reference_keys(
-    settings: Settings, spec: TableSpec, upstream: Mapping[str, SilverBatch] | None = None
+    settings: Settings,
+    spec: TableSpec,
+    lines: pl.DataFrame,
+    upstream: Mapping[str, SilverBatch] | None = None,
 ) -> dict[str, pl.Series]:
     """The keys each ``reference`` check of ``spec`` may match, by check name.
 
-    They are the referenced silver table's keys as committed, plus the rows of that
-    dataset promoted in the same run (``upstream``, prepared first: the declaration orders
-    datasets so that referenced ones come before their users).
+    Only the values the batch's ``lines`` hold are looked up (a semi-join): in the
+    referenced silver table as committed, reading just the files whose statistics can hold
+    them, and in the rows of that dataset promoted in the same run (``upstream``, prepared
+    first: the declaration orders datasets so that referenced ones come before their users).
     """
     options = storage_options(settings)
+    wanted = referenced_values(lines, spec)
     out: dict[str, pl.Series] = {}
     for check in spec.checks:
         if check.kind != "reference" or check.ref_dataset is None or check.ref_column is None:
             continue
         column = check.ref_column
+        values = wanted.get(check.name, pl.Series(column, [], pl.String))
         parts = [pl.DataFrame({column: []}, schema={column: pl.String})]
-        uri = settings.table_uri("silver", check.ref_dataset)
-        if open_table(uri, options) is not None:
-            parts.append(
-                pl.scan_delta(uri, storage_options=options).select(pl.col(column).cast(pl.String)).unique().collect()
-            )
+        table = open_table(settings.table_uri("silver", check.ref_dataset), options)
+        if table is not None and not values.is_empty():
+            found = rows_with_keys(table, pl.DataFrame({column: values}), [column]).rows
+            parts.append(found.select(pl.col(column).cast(pl.String)))
         batch = (upstream or {}).get(check.ref_dataset)
         if batch is not None:
-            parts.append(batch.valid.select(pl.col(column).cast(pl.String)))
+            parts.append(
+                batch.valid.select(pl.col(column).cast(pl.String)).filter(pl.col(column).is_in(values.implode()))
+            )
         out[check.name] = pl.concat(parts).get_column(column).drop_nulls().unique()
     return out
 
@@ -189,15 +209,16 @@ def prepare(
         return None
     silver = open_table(_uri(settings, spec), options)
     consumed = committed_version(silver, _app(spec))
-    end = bronze.version()
+    latest = bronze.version()
     start = 0 if consumed is None else consumed + 1
-    if start > end:
+    if start > latest:
         return None
+    end = bounded_end(bronze, start, latest, max_rows=dataset.max_batch_rows)
 
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
         return None  # only the table's creation: nothing to promote yet
-    references = reference_keys(settings, spec, upstream)
+    references = reference_keys(settings, spec, increment, upstream)
     parsed = parse_records(increment.lazy(), spec, references).collect()
     gate = run_gate(
         parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False,
@@ -214,7 +235,28 @@ def prepare(
         superseded=superseded,
     )
     counts.check()
-    return SilverBatch(spec, start, end, valid, rejected, counts, gate)
+    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
+
+
+def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
+    """The last bronze version of a promotion from ``start``: whole commits, about ``max_rows`` rows.
+
+    Row counts come from the commits' metrics in the Delta log. At least one version is
+    taken, however large, so a promotion always makes progress.
+    """
+    if end <= start:
+        return end
+    rows = {
+        int(e["version"]): int((e.get("operationMetrics") or {}).get("num_added_rows") or 0)
+        for e in bronze.history(limit=end - start + 1)
+    }
+    total, last = 0, start
+    for version in range(start, end + 1):
+        total += rows.get(version, 0)
+        if version > start and total > max_rows:
+            break
+        last = version
+    return last
 
 
 def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame) -> str:
@@ -230,20 +272,16 @@ def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame
     return " AND ".join(parts)
 
 
-def _current_partitions(uri: str, options: dict[str, str], spec: TableSpec, batch: pl.DataFrame) -> pl.DataFrame:
-    """The partitions where the batch's keys live now (a key can move between partitions)."""
+def _current_partitions(table: DeltaTable, spec: TableSpec, batch: pl.DataFrame) -> pl.DataFrame:
+    """The partitions where the batch's keys live now (a key can move between partitions).
+
+    Reads only the files whose partition and key statistics can hold the batch's keys
+    (:func:`lakehouse.lookup.rows_with_keys`), not the whole table.
+    """
     if not spec.partition_by:
         return pl.DataFrame()
-    keys = batch.select(spec.keys)
-    return (
-        pl.scan_delta(uri, storage_options=options)
-        .select([*spec.keys, spec.partition_by])
-        .filter(pl.col(spec.keys[0]).is_in(keys.get_column(spec.keys[0]).unique().implode()))
-        .join(keys.lazy(), on=list(spec.keys), how="semi")
-        .select(spec.partition_by)
-        .unique()
-        .collect()
-    )
+    found = rows_with_keys(table, batch.select(spec.keys).unique(), [spec.partition_by]).rows
+    return found.unique()
 
 
 def _quarantine(settings: Settings, batch: SilverBatch) -> None:
@@ -300,10 +338,10 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
             # nothing to merge: still record that this bronze version was consumed
             write_deltalake(uri, source, mode="append", storage_options=options, commit_properties=props)
             return
-        current = _current_partitions(uri, options, spec, batch.valid)
+        table = DeltaTable(uri, storage_options=options)
+        current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
-        table = DeltaTable(uri, storage_options=options)
         outcome = (
             table.merge(
                 source, predicate, source_alias="s", target_alias="t", commit_properties=props

@@ -39,7 +39,9 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
-    def list(self, prefix: str = "") -> list[ObjectInfo]: ...
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
+        """Objects under ``prefix`` (and, with ``start_after``, keys after it), sorted by key."""
+        ...
 
 
 def is_s3(uri: str) -> bool:
@@ -68,7 +70,7 @@ class LocalStore:
     def get(self, key: str) -> bytes:
         return (self._path / key).read_bytes()
 
-    def list(self, prefix: str = "") -> list[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         base = self._path / prefix if prefix else self._path
         if not base.exists():
             return []
@@ -77,6 +79,8 @@ class LocalStore:
             if path.is_file() and not path.name.endswith(".tmp"):
                 stat = path.stat()
                 key = path.relative_to(self._path).as_posix()
+                if start_after is not None and key <= start_after:
+                    continue
                 etag = f"{stat.st_size}-{stat.st_mtime_ns}"
                 modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
                 out.append(ObjectInfo(key, stat.st_size, modified, etag))
@@ -103,12 +107,13 @@ class S3Store:
         resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
         return resp["Body"].read()
 
-    def list(self, prefix: str = "") -> list[ObjectInfo]:
+    def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         paginator = self._client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
         out = []
+        extra = {"StartAfter": self._key(start_after)} if start_after is not None else {}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix), **extra):
                 for obj in page.get("Contents", []):
                     out.append(
                         ObjectInfo(

@@ -15,8 +15,7 @@ from prefect.runtime import flow_run
 from lakehouse import bronze, gold, quality, replay, silver
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset, GoldModel, Pipeline
-from lakehouse.errors import GateFailed
-from lakehouse.gates import GateResult
+from lakehouse.gates import GateResult, blocking_error
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 from tasks.common import RETRY
@@ -86,12 +85,9 @@ def raise_if_blocked(results: list[GateResult], *, window: Window | None = None)
                 "rows": r.rows,
             },
         )
-    if failed:
-        raise GateFailed(
-            "promotion blocked: " + "; ".join(r.summary() for r in failed),
-            table=", ".join(r.table for r in failed),
-            failed_checks=[c for r in failed for c in r.failed_checks()],
-        )
+    error = blocking_error(results)
+    if error is not None:
+        raise error
 
 
 @task(name="silver-gate", task_run_name="gate silver.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)

@@ -5,7 +5,14 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from lakehouse import sql
-from lakehouse.landing import landing_time, pending_files, read_lines
+from lakehouse.landing import (
+    FileCursor,
+    LandedFile,
+    batches,
+    landing_time,
+    pending_files,
+    read_lines,
+)
 from lakehouse.storage import LocalStore, ObjectInfo
 from lakehouse.window import window_ending_at
 
@@ -47,21 +54,71 @@ def test_landing_time_from_key_else_last_modified() -> None:
     assert landing_time(ObjectInfo("orders/2026/13/45/00/15/x.jsonl", 1, modified, "e")) == modified
 
 
+HOUR = timedelta(hours=1)
+
+
 def test_pending_files_skips_ingested_and_future(tmp_path) -> None:
     store = LocalStore(tmp_path)
     store.put("orders/2026/01/01/00/01/part-0.jsonl", b'{"a": 1}\n')
     store.put("orders/2026/01/01/00/16/part-0.jsonl", b'{"a": 2}\n')
     before = datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
-    files = pending_files(store, prefix="orders", before=before, ingested=set())
+    files = pending_files(store, prefix="orders", before=before, cursor=FileCursor(), lookback=HOUR)
     assert [f.key for f in files] == ["orders/2026/01/01/00/01/part-0.jsonl"]
-    again = pending_files(store, prefix="orders", before=before, ingested={(files[0].key, files[0].version)})
-    assert again == []
+    seen = FileCursor().advance(files, prefix="orders", lookback=HOUR)
+    assert pending_files(store, prefix="orders", before=before, cursor=seen, lookback=HOUR) == []
+
+
+class CountingStore(LocalStore):
+    """A local store that remembers where each listing started."""
+
+    def __init__(self, root) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(root)
+        self.listed: list[str | None] = []
+
+    def list(self, prefix: str = "", *, start_after: str | None = None):  # type: ignore[no-untyped-def]
+        self.listed.append(start_after)
+        return super().list(prefix, start_after=start_after)
+
+
+def test_the_cursor_settles_files_behind_its_look_back_and_lists_from_there(tmp_path) -> None:
+    store = CountingStore(tmp_path)
+    for minute in range(0, 180, 15):  # three hours of files, one every 15 minutes
+        at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
+        store.put(f"orders/{at:%Y/%m/%d/%H/%M}/part-0.jsonl", b'{"a": 1}\n')
+    end = datetime(2026, 1, 1, 3, tzinfo=UTC)
+    files = pending_files(store, prefix="orders", before=end, cursor=FileCursor(), lookback=HOUR)
+    assert len(files) == 12 and store.listed == [None]
+    cursor = FileCursor().advance(files, prefix="orders", lookback=HOUR)
+    assert cursor.watermark == datetime(2026, 1, 1, 2, 45, tzinfo=UTC)
+    assert cursor.time_ordered
+    assert len(cursor.recent) == 5  # 01:45 … 02:45: what the look-back can still see
+    assert FileCursor.from_json(cursor.to_json()) == cursor
+
+    # a late file inside the look-back is found, one behind it is settled; the listing
+    # starts at the horizon (S3 StartAfter), not at the beginning of the prefix
+    store.put("orders/2026/01/01/02/05/late.jsonl", b'{"a": 2}\n')
+    store.put("orders/2026/01/01/00/05/too-late.jsonl", b'{"a": 3}\n')
+    again = pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR)
+    assert [f.key for f in again] == ["orders/2026/01/01/02/05/late.jsonl"]
+    assert store.listed[-1] == "orders/2026/01/01/01/44"
+    # a corrected re-delivery inside the look-back (same key, new version) is pending again
+    store.put("orders/2026/01/01/02/45/part-0.jsonl", b'{"a": 1, "fixed": true}\n')
+    keys = [f.key for f in pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR)]
+    assert "orders/2026/01/01/02/45/part-0.jsonl" in keys
+
+
+def test_a_backlog_is_cut_into_bounded_batches() -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    files = [LandedFile(at + timedelta(minutes=i), f"k{i}", "v", size) for i, size in enumerate([5, 5, 5, 50, 5, 5])]
+    cut = batches(files, max_files=2, max_bytes=20)
+    assert [[f.key for f in b] for b in cut] == [["k0", "k1"], ["k2"], ["k3"], ["k4", "k5"]]
+    assert [f for b in cut for f in b] == files  # nothing lost, order kept
 
 
 def test_read_lines_keeps_every_non_blank_line_with_its_position(tmp_path) -> None:
     store = LocalStore(tmp_path)
     store.put("orders/2026/01/01/00/01/p.jsonl", '\ufeff{"a": 1}\r\n\n{bad\n"é"\n'.encode())
-    files = pending_files(store, prefix="orders", before=datetime(2027, 1, 1, tzinfo=UTC), ingested=set())
+    files = pending_files(store, prefix="orders", before=datetime(2027, 1, 1, tzinfo=UTC), cursor=FileCursor(), lookback=HOUR)
     out = read_lines(store, files)
     assert out.get_column("_raw").to_list() == ['{"a": 1}', "{bad", '"é"']
     assert out.get_column("_line").to_list() == [1, 3, 4]

@@ -1,0 +1,56 @@
+"""One window through every layer, without Prefect: for notebooks, benchmarks and tests.
+
+The ``micro-batch`` flow (``flows/microbatch.py``) is the orchestrated form of the same
+sequence, with tasks, retries, artifacts and events; this is the bare engine, in the same
+order: bronze for every dataset, then rounds of (every silver gate, every silver merge,
+every gold gate, every gold overwrite) until silver has consumed all of bronze. A blocked
+gate raises :class:`~lakehouse.errors.GateFailed` before anything downstream is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lakehouse import bronze, gold, silver
+from lakehouse.config import Settings
+from lakehouse.declaration import Pipeline
+from lakehouse.gates import GateResult, blocking_error
+from lakehouse.storage import open_store
+from lakehouse.window import Window
+
+
+@dataclass
+class WindowRun:
+    """What one window did, layer by layer."""
+
+    window: Window
+    landed: list[bronze.BronzeResult] = field(default_factory=list)
+    merged: list[silver.SilverResult] = field(default_factory=list)
+    refreshed: list[gold.GoldResult] = field(default_factory=list)
+
+
+def _raise_if_blocked(results: list[GateResult]) -> None:
+    error = blocking_error(results)
+    if error is not None:
+        raise error
+
+
+def run_window(settings: Settings, pipeline: Pipeline, window: Window) -> WindowRun:
+    """Ingest, gate, merge and refresh one window of ``pipeline``; exactly once, like the flow."""
+    run = WindowRun(window)
+    landing = open_store(settings.landing_root, settings)
+    run.landed = [bronze.ingest(settings, ds, window, landing=landing) for ds in pipeline.datasets]
+    while True:
+        prepared: dict[str, silver.SilverBatch] = {}
+        for ds in pipeline.datasets:
+            upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
+            batch = silver.prepare(settings, ds, upstream, now=window.end)
+            if batch is not None:
+                prepared[ds.spec.name] = batch
+        _raise_if_blocked([b.gate for b in prepared.values()])
+        run.merged += [silver.commit(settings, b) for b in prepared.values()]
+        batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
+        _raise_if_blocked([g for b in batches for g in b.gates])
+        run.refreshed += [gold.commit(settings, b) for b in batches]
+        if not any(b.more for b in prepared.values()):
+            return run
