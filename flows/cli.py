@@ -12,6 +12,7 @@ Its forms are a contract that users and checks script against::
     lakehouse quarantine list [--table T] [--limit N] [--format table|csv|json]
     lakehouse quarantine replay [--table T ...] [--pipeline NAME]
     lakehouse serve [--ui-port 4200] [--s3-port 5055] [--state-dir .lakehouse]
+    lakehouse maintain [--table T ...] [--dry-run] [--retention-hours H] [--pipeline NAME] [--config PATH]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -465,6 +466,68 @@ def _print_replay(summary: dict[str, Any]) -> None:
                       f"rejected {t['rejected']}")
     for g in summary["gold"]:
         console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s)")
+
+
+@app.command()
+def maintain(
+    table: Annotated[list[str] | None, typer.Option(help="Only this table (repeatable): layer.table, or a name for every layer's.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would be compacted and vacuumed; change nothing.")] = False,
+    retention_hours: Annotated[int, typer.Option(min=0, help="Keep removed files at least this long; consumers can only lengthen it.")] = 168,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Compact, z-order, checkpoint and vacuum the pipeline's tables now, as the `maintenance` flow.
+
+    Vacuum never deletes a file that a downstream table has not read yet (see the README's
+    Maintenance section). Exit 1 if a step failed, 2 for an unknown table or pipeline.
+    """
+    from lakehouse.errors import ConfigError
+    from lakehouse.maintenance import select, targets
+
+    settings = _settings()
+    declaration = _declaration(config)
+    try:
+        chosen = declaration.pipeline(pipeline)
+        if table:
+            select(targets(settings, chosen), table)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # before Prefect is imported: the table says it all
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from flows.maintenance import maintenance
+
+    with Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
+        state = maintenance(pipeline=chosen.name, tables=table or None, dry_run=dry_run,
+                            retention_hours=retention_hours, return_state=True)
+    if not state.is_completed():
+        err.print(f"[red]maintenance failed:[/] {state.message}", soft_wrap=True)
+        raise typer.Exit(1)
+    _print_maintenance(state.result())
+
+
+def _print_maintenance(summary: dict[str, Any]) -> None:
+    would = " (dry run: nothing changed)" if summary["dry_run"] else ""
+    table = Table(title=f"{summary['pipeline']}: maintenance{would}, {summary['seconds']} s")
+    table.add_column("table", no_wrap=True)
+    for col in ("files", "MB", "rewritten", "vacuumed", "hours"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for t in summary["tables"]:
+        table.add_row(
+            t["table"], f"{t['files_before']} → {t['files_after']}",
+            f"{t['bytes_before'] / 1e6:.2f} → {t['bytes_after'] / 1e6:.2f}", str(t["rewritten"]), str(t["vacuumed"]),
+            "–" if t["retention_hours"] is None else str(t["retention_hours"]),
+        )
+    console.print(table)
+    for t in summary["tables"]:
+        if t["notes"]:
+            console.print(f"  {t['table']}: {t['notes']}", soft_wrap=True)
+    if summary["dry_run"]:
+        for what, key in (("would rewrite", "rewrite"), ("would vacuum", "vacuum")):
+            for name, files in summary[key].items():
+                console.print(f"  {name} {what} {len(files)} files: {', '.join(files[:5])}{' …' if len(files) > 5 else ''}",
+                              soft_wrap=True)
 
 
 @app.command()

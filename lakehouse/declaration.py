@@ -157,6 +157,8 @@ class DatasetDecl(_Model):
     order_by: str | None = None
     partition_by: str | None = None
     checks: list[CheckDecl] = []
+    zorder: list[str] | str = []
+    """Columns to z-order the silver table's files by (maintenance), not the partition column."""
     description: str = ""
 
     def key_columns(self) -> list[str]:
@@ -170,6 +172,8 @@ class ModelDecl(_Model):
     partition_by: str
     key: list[str] | str | None = None
     checks: list[CheckDecl] = []
+    zorder: list[str] | str = []
+    """Columns to z-order the gold table's files by (maintenance), not the partition column."""
     description: str = ""
 
     def key_columns(self) -> list[str]:
@@ -201,6 +205,8 @@ class Dataset:
     format: str
     compression: str
     landing_time: str
+    zorder: tuple[str, ...] = ()
+    """Columns maintenance z-orders the silver table by (``zorder:`` in the declaration)."""
     lookback: timedelta = timedelta(hours=1)
     max_batch_files: int = 1000
     max_batch_bytes: int = 256 * 1024 * 1024
@@ -219,6 +225,8 @@ class GoldModel:
     spec: TableSpec
     sql: str
     inputs: tuple[str, ...]
+    zorder: tuple[str, ...] = ()
+    """Columns maintenance z-orders the gold table by (``zorder:`` in the declaration)."""
 
 
 @dataclass(frozen=True)
@@ -371,6 +379,7 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         made for i, c in enumerate(decl.checks)
         if (made := _check(c, columns, f"{where}.checks[{i}]", problems, pipe.datasets)) is not None
     ]
+    zorder = _zorder(decl.zorder, decl.columns, decl.partition_by, name, where + ".zorder", problems)
     if len(problems.items) > before or decl.source not in pipe.sources:
         return None
     source = pipe.sources[decl.source]
@@ -386,10 +395,25 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         description=decl.description,
     )
     return Dataset(
-        spec, decl.source, prefix, source.format, source.compression, source.landing_time,
+        spec, decl.source, prefix, source.format, source.compression, source.landing_time, zorder,
         lookback=source.lookback, max_batch_files=source.max_batch_files,
         max_batch_bytes=source.max_batch_bytes, max_batch_rows=source.max_batch_rows,
     )
+
+
+def _zorder(
+    zorder: list[str] | str, columns: Any, partition_by: str | None, table: str, where: str, problems: _Problems
+) -> tuple[str, ...]:
+    """The declared z-order columns, each a column of ``table`` other than its partition column."""
+    zorder = [zorder] if isinstance(zorder, str) else zorder
+    for col in zorder:
+        if col not in columns:
+            problems.add(where, f"{col!r} is not a column of {table} (columns: {', '.join(columns)})")
+        elif col == partition_by:
+            problems.add(where, f"{col!r} is the partition column: z-order by columns inside a partition")
+    if len(set(zorder)) != len(zorder):
+        problems.add(where, f"lists a column twice: {', '.join(zorder)}")
+    return tuple(zorder)
 
 
 def _promotion_order(datasets: dict[str, Dataset], where: str, problems: _Problems) -> dict[str, Dataset]:
@@ -476,11 +500,15 @@ def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str,
             problems.add(where + ".key", f"{k!r} is not a column of the model's result (columns: {', '.join(columns)})")
             return None
     checks = [c for i, d in enumerate(decl.checks) if (c := _check(d, columns, f"{where}.checks[{i}]", problems)) is not None]
+    before = len(problems.items)
+    zorder = _zorder(decl.zorder, columns, decl.partition_by, "the model's result", where + ".zorder", problems)
+    if len(problems.items) > before:
+        return None
     spec = TableSpec(
         name=name, layer="gold", columns=tuple(columns.values()), keys=tuple(decl.key_columns()),
         partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
     )
-    return GoldModel(spec, decl.sql, tuple(inputs))
+    return GoldModel(spec, decl.sql, tuple(inputs), zorder)
 
 
 def _format_pydantic(path: str, exc: ValidationError) -> str:

@@ -17,9 +17,9 @@ import http.client
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

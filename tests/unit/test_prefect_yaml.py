@@ -28,7 +28,15 @@ def test_every_flow_is_deployed() -> None:
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployed = {d["entrypoint"] for d in config["deployments"]}
     assert flows_in_code() == deployed
-    assert {"flows/microbatch.py:micro_batch", "flows/backfill.py:backfill", "flows/replay.py:replay_quarantine"} <= deployed
+    assert {"flows/microbatch.py:micro_batch", "flows/backfill.py:backfill", "flows/replay.py:replay_quarantine",
+            "flows/maintenance.py:maintenance"} <= deployed
+
+
+def test_maintenance_runs_daily() -> None:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (d,) = [d for d in config["deployments"] if d["entrypoint"] == "flows/maintenance.py:maintenance"]
+    (schedule,) = d["schedules"]
+    assert schedule.get("interval") == 86400 or len(schedule["cron"].split()) == 5 and schedule["cron"].split()[2:] == ["*", "*", "*"]
 
 
 def test_micro_batches_run_on_an_interval_one_at_a_time() -> None:
