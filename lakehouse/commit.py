@@ -136,8 +136,10 @@ def write_once(
         if "CommitFailed" in type(exc).__name__ or "concurrent" in str(exc).lower():
             raise CommitConflict(f"{uri}: {exc}") from exc
         raise
-    table = open_table(uri, storage_options)
+    if table is None:
+        table = open_table(uri, storage_options)
     assert table is not None
+    table.update_incremental()
     return Landed(version=table.version(), already=False)
 
 
@@ -153,7 +155,11 @@ def ensure_table(
     table = open_table(uri, storage_options)
     if table is not None:
         return table
-    configuration = {"delta.enableChangeDataFeed": "true"} if change_data_feed else None
+    # a checkpoint every 10 commits keeps what opening the table reads bounded (the
+    # default, 100, replays up to 100 JSON commits on every open)
+    configuration = {"delta.checkpointInterval": "10"}
+    if change_data_feed:
+        configuration["delta.enableChangeDataFeed"] = "true"
     try:
         return DeltaTable.create(
             uri,
