@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 
 from bench.report import machine, print_report, write_json
-from bench.scenarios import SCENARIOS, SIZES, Bench, run_scenario
+from bench.scenarios import SCENARIOS, SIZES, Bench, Outcome, run_scenario
 
 app = typer.Typer(add_completion=False, help=__doc__)
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -98,7 +98,11 @@ def main(
                 bench.prefect_env = stack.enter_context(_prefect_api())
             for name in names:
                 console.print(f"[bold]{name}[/bold] …")
-                outcome = run_scenario(bench, name, chosen)
+                try:
+                    outcome = run_scenario(bench, name, chosen)
+                except Exception as exc:  # one scenario's failure must not lose the others
+                    console.print(f"[red]  {name} failed:[/red] {exc}")
+                    outcome = Outcome(name, notes=[f"failed: {str(exc).splitlines()[0]}"], details={"error": str(exc)})
                 outcomes.append(outcome)
                 console.print(f"  done in {outcome.seconds:.0f} s")
                 write_json(json_path, outcomes, chosen, info, sys.argv)  # partial results survive a crash

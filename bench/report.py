@@ -63,6 +63,8 @@ def _fmt(value: Any, unit: str = "") -> str:
 
 def _rows(outcome: Outcome) -> list[tuple[str, str]]:
     f = outcome.figures
+    if not f:
+        return []
     if outcome.scenario == "bronze":
         return [
             (f"bronze append, {f['rows']:,} lines", f"{_fmt(f['bronze_rows_per_s'])} rows/s ({_fmt(f['bronze_seconds'], 's')}, {_fmt(f['bronze_rss_mb'], 'MB')})"),
