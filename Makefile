@@ -10,7 +10,7 @@ export SODA_CORE_TELEMETRY_ENABLED = false
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 90
 
-.PHONY: install demo serve test test-fast lint clean
+.PHONY: install demo serve test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -27,14 +27,25 @@ serve: $(STAMP)  ## the local stack: moto S3, Prefect server + UI, deployments, 
 	$(VENV)/bin/lakehouse serve
 
 test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
-	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests
+	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## skip the slow end-to-end tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests
+	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests bench
+
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_SIZE  ?= medium
+BENCH_ARGS  ?=
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)  ## the benchmark: BENCH_SIZE=tiny|small|medium|large, BENCH_ARGS="--only merge --repeat 5"
+	RUNTIME__DLTHUB_TELEMETRY=false $(PY) -m bench --size $(BENCH_SIZE) --json bench-results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,216 @@
+"""The engine driven without Prefect, in the micro-batch flow's order: the one place that
+knows the engine's function signatures (when one changes, fix it here).
+
+``run_window`` does what ``flows.microbatch.micro_batch`` does for one window: bronze for
+each dataset, every silver gate before any silver merge, then each gold model's gate and
+overwrite. It returns the seconds spent per step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lakehouse.config import Settings
+from lakehouse.declaration import Pipeline, load
+from lakehouse.errors import GateFailed
+from lakehouse.window import Window
+
+PIPELINE_FILE = Path(__file__).with_name("pipeline.yaml")
+
+
+def pipeline() -> Pipeline:
+    """The benchmark's declared pipeline (``bench/pipeline.yaml``)."""
+    return load(PIPELINE_FILE).pipeline("bench")
+
+
+@dataclass
+class Steps:
+    """Seconds per step of one window, and what it committed."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @contextmanager
+    def step(self, name: str) -> Any:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
+
+
+def run_window(settings: Settings, chosen: Pipeline, window: Window) -> Steps:
+    """One window through bronze → gate → silver → gate → gold, like the flow (no Prefect)."""
+    from lakehouse import bronze, gold, silver
+    from lakehouse.storage import open_store
+
+    steps = Steps()
+    landing = open_store(settings.landing_root, settings)
+    for ds in chosen.datasets:
+        with steps.step("bronze"):
+            result = bronze.ingest(settings, ds, window, landing=landing)
+        steps.rows[f"bronze.{ds.spec.name}"] = result.rows
+
+    prepared: dict[str, Any] = {}
+    for ds in chosen.datasets:
+        upstream = {name: prepared[name] for name in ds.upstream if prepared.get(name) is not None}
+        with steps.step("silver_prepare"):
+            prepared[ds.spec.name] = silver.prepare(settings, ds, upstream, now=window.end)
+    batches = [b for b in prepared.values() if b is not None]
+    _raise_if_blocked([b.gate for b in batches])
+    for b in batches:
+        with steps.step("silver_commit"):
+            merged = silver.commit(settings, b)
+        steps.rows[merged.table] = b.counts.merged
+
+    gold_batches = []
+    for model in chosen.models:
+        with steps.step("gold_prepare"):
+            gb = gold.prepare(settings, chosen, model)
+        if gb is not None:
+            gold_batches.append(gb)
+    _raise_if_blocked([g for b in gold_batches for g in b.gates])
+    for gb in gold_batches:
+        with steps.step("gold_commit"):
+            refreshed = gold.commit(settings, gb)
+        steps.rows[refreshed.table] = refreshed.rows
+    return steps
+
+
+def _raise_if_blocked(results: list[Any]) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateFailed("; ".join(r.summary() for r in failed))
+
+
+def run_flow(window: Window, chosen: Pipeline) -> dict[str, Any]:
+    """The same window through the Prefect flow (``LAKEHOUSE_*`` and ``PREFECT_API_URL`` set)."""
+    from flows.microbatch import micro_batch
+
+    interval = f"{int(chosen.interval.total_seconds() // 60)}m"
+    return micro_batch(at=window.end, interval=interval, pipeline=chosen.name)
+
+
+def silver_commit(settings: Settings, batch: Any) -> Any:
+    from lakehouse import silver
+
+    return silver.commit(settings, batch)
+
+
+def silver_prepare(settings: Settings, chosen: Pipeline, name: str, now: Any) -> Any:
+    """Prepare one dataset alone (its referenced tables must be in silver already)."""
+    from lakehouse import silver
+
+    return silver.prepare(settings, chosen.dataset(name), {}, now=now)
+
+
+def bronze_ingest(settings: Settings, chosen: Pipeline, name: str, window: Window) -> Any:
+    from lakehouse import bronze
+    from lakehouse.storage import open_store
+
+    landing = open_store(settings.landing_root, settings)
+    return bronze.ingest(settings, chosen.dataset(name), window, landing=landing)
+
+
+def warm_imports() -> None:
+    """Import what a window imports lazily (Soda), so that timings leave imports out."""
+    from lakehouse import gates
+
+    getattr(gates, "_soda", lambda: None)()
+
+
+def table_uris(settings: Settings, chosen: Pipeline) -> dict[str, str]:
+    """Every table the pipeline writes, by qualified name."""
+    from lakehouse.bronze import bronze_name
+
+    out = {}
+    for ds in chosen.datasets:
+        out[f"bronze.{bronze_name(ds.spec)}"] = settings.table_uri("bronze", bronze_name(ds.spec))
+        out[f"silver.{ds.spec.name}"] = settings.table_uri("silver", ds.spec.name)
+        out[f"quarantine.{ds.spec.name}"] = settings.table_uri("quarantine", ds.spec.name)
+    for m in chosen.models:
+        out[f"gold.{m.spec.name}"] = settings.table_uri("gold", m.spec.name)
+    return out
+
+
+def maintain(settings: Settings, chosen: Pipeline) -> str:
+    """Compact, checkpoint and vacuum every table; returns which implementation ran.
+
+    The engine's own maintenance (``lakehouse.maintenance``) when it exists, which keeps the
+    files a consumer still needs; otherwise plain delta-rs: compaction, a checkpoint, log
+    clean-up, and a vacuum of what compaction replaced once every consumer has read past it
+    (this runs between windows, when every downstream table is current).
+    """
+    engine = _engine_maintenance()
+    if engine is not None:
+        engine(settings, chosen)
+        return "lakehouse.maintenance"
+    from deltalake import DeltaTable
+
+    from lakehouse.commit import open_table
+    from lakehouse.storage import storage_options
+
+    options = storage_options(settings)
+    for uri in table_uris(settings, chosen).values():
+        table = open_table(uri, options)
+        if table is None:
+            continue
+        table.optimize.compact()
+        table = DeltaTable(uri, storage_options=options)
+        table.create_checkpoint()
+        table.cleanup_metadata()
+        table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    return "delta-rs optimize.compact + checkpoint + vacuum"
+
+
+def _engine_maintenance() -> Callable[[Settings, Pipeline], Any] | None:
+    try:
+        from lakehouse import maintenance  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    for name in ("maintain_pipeline", "maintain"):
+        func = getattr(maintenance, name, None)
+        if callable(func):
+            return lambda settings, chosen, func=func: func(settings, chosen)
+    return None
+
+
+def data_files(settings: Settings, chosen: Pipeline) -> dict[str, dict[str, int]]:
+    """Per table: data files in the current snapshot, and Parquet files kept in storage."""
+    from lakehouse.commit import open_table
+    from lakehouse.storage import open_store, storage_options
+
+    options = storage_options(settings)
+    store = open_store(settings.warehouse, settings)
+    out = {}
+    for name, uri in table_uris(settings, chosen).items():
+        table = open_table(uri, options)
+        if table is None:
+            continue
+        rel = uri[len(settings.warehouse.rstrip("/")) + 1:]
+        stored = [o for o in store.list(rel + "/") if o.key.endswith(".parquet") and "/_delta_log/" not in o.key]
+        out[name] = {
+            "active": len(table.file_uris()),
+            "stored": sum(1 for o in stored if "/_change_data/" not in o.key),
+            "change_data": sum(1 for o in stored if "/_change_data/" in o.key),
+            "rows": _rows(table),
+        }
+    return out
+
+
+def _rows(table: Any) -> int:
+    actions = table.get_add_actions(flatten=True)
+    try:
+        return int(sum(v for v in actions.column("num_records").to_pylist() if v is not None))
+    except KeyError:
+        return -1
+
+
+def settings_for(warehouse: str, landing: str) -> Settings:
+    """Settings pointed at a warehouse and a landing area (AWS_* still from the environment)."""
+    return Settings(warehouse=warehouse, landing=landing)
