@@ -17,7 +17,6 @@ from typing import Any
 
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
-from lakehouse.errors import GateFailed
 from lakehouse.window import Window
 
 PIPELINE_FILE = Path(__file__).with_name("pipeline.yaml")
@@ -45,47 +44,21 @@ class Steps:
 
 
 def run_window(settings: Settings, chosen: Pipeline, window: Window) -> Steps:
-    """One window through bronze → gate → silver → gate → gold, like the flow (no Prefect)."""
-    from lakehouse import bronze, gold, silver
-    from lakehouse.storage import open_store
+    """One window through bronze → gate → silver → gate → gold, like the flow (no Prefect).
 
-    steps = Steps()
-    landing = open_store(settings.landing_root, settings)
-    for ds in chosen.datasets:
-        with steps.step("bronze"):
-            result = bronze.ingest(settings, ds, window, landing=landing)
-        steps.rows[f"bronze.{ds.spec.name}"] = result.rows
+    It is :func:`lakehouse.engine.run_window`, the engine's own Prefect-free window.
+    """
+    from lakehouse.engine import run_window as engine_window
 
-    prepared: dict[str, Any] = {}
-    for ds in chosen.datasets:
-        upstream = {name: prepared[name] for name in ds.upstream if prepared.get(name) is not None}
-        with steps.step("silver_prepare"):
-            prepared[ds.spec.name] = silver.prepare(settings, ds, upstream, now=window.end)
-    batches = [b for b in prepared.values() if b is not None]
-    _raise_if_blocked([b.gate for b in batches])
-    for b in batches:
-        with steps.step("silver_commit"):
-            merged = silver.commit(settings, b)
-        steps.rows[merged.table] = b.counts.merged
-
-    gold_batches = []
-    for model in chosen.models:
-        with steps.step("gold_prepare"):
-            gb = gold.prepare(settings, chosen, model)
-        if gb is not None:
-            gold_batches.append(gb)
-    _raise_if_blocked([g for b in gold_batches for g in b.gates])
-    for gb in gold_batches:
-        with steps.step("gold_commit"):
-            refreshed = gold.commit(settings, gb)
-        steps.rows[refreshed.table] = refreshed.rows
+    done = engine_window(settings, chosen, window)
+    steps = Steps(seconds=dict(done.seconds))
+    for landed in done.landed:
+        steps.rows[landed.table] = landed.rows
+    for merged in done.merged:
+        steps.rows[merged.table] = steps.rows.get(merged.table, 0) + (merged.counts.merged if merged.counts else 0)
+    for refreshed in done.refreshed:
+        steps.rows[refreshed.table] = steps.rows.get(refreshed.table, 0) + refreshed.rows
     return steps
-
-
-def _raise_if_blocked(results: list[Any]) -> None:
-    failed = [r for r in results if not r.passed]
-    if failed:
-        raise GateFailed("; ".join(r.summary() for r in failed))
 
 
 def run_flow(window: Window, chosen: Pipeline) -> dict[str, Any]:
@@ -170,14 +143,15 @@ def maintain(settings: Settings, chosen: Pipeline) -> str:
 
 def _engine_maintenance() -> Callable[[Settings, Pipeline], Any] | None:
     try:
-        from lakehouse import maintenance  # type: ignore[attr-defined]
+        from lakehouse import maintenance
     except ImportError:
         return None
-    for name in ("maintain_pipeline", "maintain"):
-        func = getattr(maintenance, name, None)
-        if callable(func):
-            return lambda settings, chosen, func=func: func(settings, chosen)
-    return None
+
+    def run(settings: Settings, chosen: Pipeline) -> None:
+        for target in maintenance.targets(settings, chosen):
+            maintenance.maintain(settings, target)
+
+    return run
 
 
 def data_files(settings: Settings, chosen: Pipeline) -> dict[str, dict[str, int]]:

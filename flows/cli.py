@@ -33,6 +33,11 @@ from rich.table import Table
 
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# a temporary Prefect server can take longer than Prefect's 20 s to start on a busy machine
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+SERVE_API_FILE = "prefect-api-url"
+"""Written into ``lakehouse serve``'s state dir while it runs: the CLI reuses that API."""
 
 app = typer.Typer(
     help="A micro-batch lakehouse: landing files → bronze → silver → gold on Delta Lake, "
@@ -128,10 +133,41 @@ def simulate(
                       f"{w.orders} order lines, {w.order_items} item lines")
 
 
+def _prefect_api(state_dir: str = ".lakehouse") -> None:
+    """Reuse a running Prefect API: ``PREFECT_API_URL``, else the one ``lakehouse serve`` runs.
+
+    Without either, Prefect starts a temporary server for this command (10–40 s).
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    import urllib.request
+    from pathlib import Path
+
+    marker = Path(state_dir) / SERVE_API_FILE
+    if not marker.exists():
+        return
+    url = marker.read_text().strip()
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2):
+            pass
+    except OSError:
+        return
+    os.environ["PREFECT_API_URL"] = url
+    err.print(f"using the Prefect API of `lakehouse serve` at {url}")
+
+
 def _run_window(at: Any, interval: str | None, pipeline: str | None = None) -> tuple[bool, Any]:
     from flows.microbatch import micro_batch
 
-    state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
+    _prefect_api()
+    try:
+        state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
+    except Exception as exc:  # Prefect's own start-up, before the flow runs
+        if "Prefect API" not in str(exc) and "ephemeral" not in str(exc).lower():
+            raise
+        err.print(f"[red]Prefect did not start:[/] {str(exc).splitlines()[0]} "
+                  "(set PREFECT_API_URL to a running server, or raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
+        raise typer.Exit(1) from None
     if state.is_completed():
         return True, state.result()
     return False, state.message
@@ -206,6 +242,7 @@ def backfill(
             following = f"window {windows[done.index]}" if done.index < done.total else "done"
             bar.update(task, advance=1, description=following)
 
+        _prefect_api()
         with listening(advance):
             state = backfill_flow(start=windows[0].start, end=windows[-1].end, interval=interval,
                                   pipeline=pipeline, return_state=True)
@@ -342,6 +379,7 @@ def serve(
     stack = None
     try:
         stack = start(Path(state_dir), ui_port=ui_port, s3_port=s3_port, say=console.print)
+        (Path(state_dir) / SERVE_API_FILE).write_text(stack.env["PREFECT_API_URL"])
         os.environ.update({k: stack.env[k] for k in ("LAKEHOUSE_WAREHOUSE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
                                                       "AWS_SECRET_ACCESS_KEY", "AWS_REGION")})
         settings = Settings()
@@ -362,6 +400,7 @@ def serve(
     except KeyboardInterrupt:
         console.print("stopping …")
     finally:
+        (Path(state_dir) / SERVE_API_FILE).unlink(missing_ok=True)
         if stack is not None:
             stack.stop()
     console.print("stopped")
@@ -448,6 +487,7 @@ def quarantine_replay(
     from flows.replay import replay_quarantine
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    _prefect_api()
     with Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console, transient=True):
         state = replay_quarantine(pipeline=chosen.name, tables=names or None, return_state=True)
     if not state.is_completed():
@@ -498,6 +538,7 @@ def maintain(
 
     from flows.maintenance import maintenance
 
+    _prefect_api()
     with Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
         state = maintenance(pipeline=chosen.name, tables=table or None, dry_run=dry_run,
                             retention_hours=retention_hours, return_state=True)
@@ -554,7 +595,11 @@ def contract(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"window {summary['window']}: {summary['files']} files")
+    took = ""
+    if summary.get("seconds") is not None:
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in (summary.get("steps") or {}).items())
+        took = f" in {summary['seconds']:.1f} s" + (f" ({steps})" if steps else "")
+    table = Table(title=f"window {summary['window']}: {summary['files']} files{took}")
     for col in ("table", "read", "merged", "duplicates", "rejected", "inserted", "updated"):
         table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
     for t in summary["tables"]:

@@ -188,17 +188,22 @@ def micro_batch(
     get_run_logger().info("%s: window %s .. %s", chosen.name, window.start.isoformat(), window.end.isoformat())
 
     began = time.perf_counter()
+    steps: dict[str, float] = {}
     landed = [f.result() for f in [submit(ingest_bronze, settings, ds, window) for ds in chosen.datasets]]
+    steps["bronze"] = time.perf_counter() - began
     crash_point("bronze.committed")
-    merged, refreshed = promote(settings, chosen, window)
+    merged, refreshed = promote(settings, chosen, window, steps=steps)
 
     summary = summarize(chosen, window, landed, merged, refreshed)
     summary["seconds"] = round(time.perf_counter() - began, 1)
+    summary["steps"] = {name: round(seconds, 2) for name, seconds in steps.items()}
     create_markdown_artifact(key="batch-summary", markdown=summary_markdown(summary), description=f"micro-batch {window}")
     return summary
 
 
-def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tuple[list, list]:
+def promote(
+    settings: Settings, chosen: Pipeline, window: Window | None, *, steps: dict[str, float] | None = None
+) -> tuple[list, list]:
     """Gate and merge what silver has not consumed of bronze, then refresh gold (in a flow).
 
     Every silver gate runs before any silver merge; a blocked gate fails the run (with a
@@ -206,18 +211,23 @@ def promote(settings: Settings, chosen: Pipeline, window: Window | None) -> tupl
     the run's window in artifacts and events and is what freshness is measured against;
     None (a quarantine replay) measures against the clock. A backlog larger than one batch
     (``max_batch_rows``) is promoted in rounds, silver then gold, each round exactly once.
+    ``steps`` collects the seconds spent in ``silver`` and ``gold``.
     """
     merged: list = []
     refreshed: list = []
+    timing = steps if steps is not None else {}
     while True:
-        more, round_merged, round_refreshed = _promote_round(settings, chosen, window)
+        more, round_merged, round_refreshed = _promote_round(settings, chosen, window, timing)
         merged += round_merged
         refreshed += round_refreshed
         if not more:
             return merged, refreshed
 
 
-def _promote_round(settings: Settings, chosen: Pipeline, window: Window | None) -> tuple[bool, list, list]:
+def _promote_round(
+    settings: Settings, chosen: Pipeline, window: Window | None, steps: dict[str, float]
+) -> tuple[bool, list, list]:
+    began = time.perf_counter()
     prepared: dict[str, Any] = {}
     for ds in chosen.datasets:  # referenced datasets come first; the others fan out at once
         upstream = {name: prepared[name].result() for name in ds.upstream}
@@ -225,12 +235,15 @@ def _promote_round(settings: Settings, chosen: Pipeline, window: Window | None) 
     batches = [b for b in (f.result() for f in prepared.values()) if b is not None]
     raise_if_blocked([b.gate for b in batches], window=window)
     merged = [f.result() for f in [submit(commit_silver, settings, b) for b in batches]]
+    halfway = time.perf_counter()
+    steps["silver"] = steps.get("silver", 0.0) + halfway - began
 
     gold_futures = [submit(prepare_gold, settings, chosen, m, window) for m in chosen.models]
     gold_batches = [b for b in (f.result() for f in gold_futures) if b is not None]
     raise_if_blocked([g for b in gold_batches for g in b.gates], window=window)
     crash_point("gold.prepared")
     refreshed = [f.result() for f in [submit(commit_gold, settings, b) for b in gold_batches]]
+    steps["gold"] = steps.get("gold", 0.0) + time.perf_counter() - halfway
     return any(b.more for b in batches), merged, refreshed
 
 
@@ -264,6 +277,8 @@ def gold_changes(refreshed: list) -> list[dict[str, Any]]:
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     took = f" in {summary['seconds']:g} s" if "seconds" in summary else ""
+    if summary.get("steps"):
+        took += " (" + ", ".join(f"{name} {seconds:g} s" for name, seconds in summary["steps"].items()) + ")"
     lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed; processed{took}.", "",
              "| table | read | merged | duplicates | rejected | inserted | updated |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]

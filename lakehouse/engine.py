@@ -9,6 +9,9 @@ gate raises :class:`~lakehouse.errors.GateFailed` before anything downstream is 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from lakehouse import bronze, gold, silver
@@ -27,6 +30,16 @@ class WindowRun:
     landed: list[bronze.BronzeResult] = field(default_factory=list)
     merged: list[silver.SilverResult] = field(default_factory=list)
     refreshed: list[gold.GoldResult] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per step: ``bronze``, ``silver_prepare``, ``silver_commit``, ``gold_prepare``, ``gold_commit``."""
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - began
 
 
 def _raise_if_blocked(results: list[GateResult]) -> None:
@@ -39,18 +52,23 @@ def run_window(settings: Settings, pipeline: Pipeline, window: Window) -> Window
     """Ingest, gate, merge and refresh one window of ``pipeline``; exactly once, like the flow."""
     run = WindowRun(window)
     landing = open_store(settings.landing_root, settings)
-    run.landed = [bronze.ingest(settings, ds, window, landing=landing) for ds in pipeline.datasets]
+    with run.step("bronze"):
+        run.landed = [bronze.ingest(settings, ds, window, landing=landing) for ds in pipeline.datasets]
     while True:
         prepared: dict[str, silver.SilverBatch] = {}
-        for ds in pipeline.datasets:
-            upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
-            batch = silver.prepare(settings, ds, upstream, now=window.end)
-            if batch is not None:
-                prepared[ds.spec.name] = batch
+        with run.step("silver_prepare"):
+            for ds in pipeline.datasets:
+                upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
+                batch = silver.prepare(settings, ds, upstream, now=window.end)
+                if batch is not None:
+                    prepared[ds.spec.name] = batch
         _raise_if_blocked([b.gate for b in prepared.values()])
-        run.merged += [silver.commit(settings, b) for b in prepared.values()]
-        batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
+        with run.step("silver_commit"):
+            run.merged += [silver.commit(settings, b) for b in prepared.values()]
+        with run.step("gold_prepare"):
+            batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
         _raise_if_blocked([g for b in batches for g in b.gates])
-        run.refreshed += [gold.commit(settings, b) for b in batches]
+        with run.step("gold_commit"):
+            run.refreshed += [gold.commit(settings, b) for b in batches]
         if not any(b.more for b in prepared.values()):
             return run
