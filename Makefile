@@ -28,7 +28,7 @@ serve: $(STAMP)  ## the local stack: moto S3, Prefect server + UI, deployments, 
 
 test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
 	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests bench
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## skip the slow end-to-end tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

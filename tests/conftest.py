@@ -1,7 +1,10 @@
 """Session-wide real services: one moto S3 server process and one Prefect API.
 
 Both start once per test session (imports are slow here and Prefect's API takes seconds
-to start); each test gets its own warehouse prefix in the shared bucket.
+to start); each warehouse gets a bucket of its own in the one moto server. moto lists a
+bucket by walking every key in it, so a bucket shared by the whole session made every
+Delta log listing slower as the session went on; a bucket per warehouse keeps a listing
+as cheap as that warehouse is small.
 """
 
 from __future__ import annotations
@@ -22,16 +25,24 @@ import pytest  # noqa: E402
 
 from lakehouse.moto_server import MotoServer, start_moto_server  # noqa: E402
 
-BUCKET = "lake"
-
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     """A moto S3 server process for the whole session, reached over HTTP."""
     server = start_moto_server()
-    server.create_bucket(BUCKET)
     yield server
     server.stop()
+
+
+def new_warehouse(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, name: str = "lake") -> str:
+    """A fresh ``s3://`` warehouse in a bucket of its own, configured through the environment."""
+    bucket = f"{name}-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    uri = f"s3://{bucket}/warehouse"
+    for key, value in moto.env(uri).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
+    return uri
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +60,8 @@ def prefect_api() -> Iterator[str]:
 
 @pytest.fixture
 def warehouse(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A fresh ``s3://`` warehouse in the moto bucket, configured through the environment."""
-    uri = f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
-    for key, value in moto.env(uri).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
-    return uri
+    """A fresh ``s3://`` warehouse in a moto bucket of its own, configured through the environment."""
+    return new_warehouse(moto, monkeypatch)
 
 
 @pytest.fixture

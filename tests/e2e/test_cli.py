@@ -1,4 +1,10 @@
-"""The command line, run as a user runs it: subprocesses against moto and a Prefect API."""
+"""The command line against moto and a Prefect API.
+
+Where the process is the point (exit codes as the shell sees them, a demo with nothing
+started by hand, a fresh interpreter's imports) the command runs in a subprocess, as a user
+runs it; the rest calls the same typer app in this process (typer's ``CliRunner``), which
+spares a slow interpreter start per command.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner, Result
+
+from flows.cli import app
 
 pytestmark = pytest.mark.slow
 
@@ -19,54 +28,66 @@ def lakehouse(*args: str, env: dict[str, str] | None = None, timeout: int = 300)
     )
 
 
+def invoke(*args: str) -> Result:
+    """The command in this process, which keeps no environment change of it (``--config``
+    exports ``LAKEHOUSE_CONFIG`` for the flows it runs)."""
+    saved = dict(os.environ)
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def test_simulate_run_query_and_a_blocked_gate(warehouse: str, prefect_api: str) -> None:
-    out = lakehouse("simulate", "--start", "2026-01-01T00:00:00Z", "--windows", "2", "--seed", "3", "--bad-window", "2")
-    assert out.returncode == 0, out.stderr
-    ok = lakehouse("run", "--at", "2026-01-01T00:15:00Z")
-    assert ok.returncode == 0, ok.stderr[-3000:]
+    out = invoke("simulate", "--start", "2026-01-01T00:00:00Z", "--windows", "2", "--seed", "3", "--bad-window", "2")
+    assert out.exit_code == 0, out.output
+    ok = invoke("run", "--at", "2026-01-01T00:15:00Z")
+    assert ok.exit_code == 0, ok.output[-3000:]
     assert "silver.orders" in ok.stdout
 
+    # a real process: the exit code and the message the shell sees
     blocked = lakehouse("run", "--at", "2026-01-01T00:30:00+00:00", "--interval", "15m")
     assert blocked.returncode == 1
     assert "missing(order_id)" in blocked.stderr
 
-    csv = lakehouse("query", "select count(*) as n from silver.orders", "--format", "csv")
-    assert csv.returncode == 0, csv.stderr
+    csv = invoke("query", "select count(*) as n from silver.orders", "--format", "csv")
+    assert csv.exit_code == 0, csv.output
     assert csv.stdout.splitlines()[0] == "n" and int(csv.stdout.splitlines()[1]) > 0
 
-    js = lakehouse("query", "select order_date, sum(revenue) as revenue from gold.daily_sales group by 1", "--format", "json")
-    assert js.returncode == 0, js.stderr
+    js = invoke("query", "select order_date, sum(revenue) as revenue from gold.daily_sales group by 1", "--format", "json")
+    assert js.exit_code == 0, js.output
     rows = [json.loads(line) for line in js.stdout.splitlines()]
     assert rows and {"order_date", "revenue"} <= rows[0].keys()
 
-    quarantined = lakehouse("quarantine", "list", "--format", "json")
-    assert quarantined.returncode == 0, quarantined.stderr
+    quarantined = invoke("quarantine", "list", "--format", "json")
+    assert quarantined.exit_code == 0, quarantined.output
     rows = [json.loads(line) for line in quarantined.stdout.splitlines()]
     assert any(r["reason"].startswith("malformed") for r in rows)
     assert all(r["raw"] is not None and r["file"] for r in rows)
 
-    scans = lakehouse("query", "select count(*) as n from quality.scan_results where not gate_passed", "--format", "csv")
-    assert scans.returncode == 0 and int(scans.stdout.splitlines()[1]) > 0
+    scans = invoke("query", "select count(*) as n from quality.scan_results where not gate_passed", "--format", "csv")
+    assert scans.exit_code == 0 and int(scans.stdout.splitlines()[1]) > 0
 
-    bad_sql = lakehouse("query", "select * from silver.nope")
-    assert bad_sql.returncode == 1 and "query failed" in bad_sql.stderr
+    bad_sql = invoke("query", "select * from silver.nope")
+    assert bad_sql.exit_code == 1 and "query failed" in bad_sql.stderr
 
 
 def test_validate_and_contract(tmp_path) -> None:
-    ok = lakehouse("validate")
-    assert ok.returncode == 0 and "silver.orders" in ok.stdout and "valid" in ok.stdout
+    ok = invoke("validate")
+    assert ok.exit_code == 0 and "silver.orders" in ok.stdout and "valid" in ok.stdout
+    contract = invoke("contract", "silver.order_items", "--stage", "strict")
+    assert contract.exit_code == 0, contract.output
+    assert "duplicate(order_id,line_no)" in contract.stdout and "lake/main/order_items" in contract.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("pipelines:\n  p:\n    sources: {s: {}}\n    datasets:\n      d: {source: s, columns: {a: string}, key: b}\n")
-    out = lakehouse("validate", "--config", str(bad))
-    assert out.returncode == 2
+    out = invoke("validate", "--config", str(bad))
+    assert out.exit_code == 2
     assert f"{bad}: pipelines.p.datasets.d.key: 'b' is not a column of d" in out.stderr
-    contract = lakehouse("contract", "silver.order_items", "--stage", "strict")
-    assert contract.returncode == 0, contract.stderr
-    assert "duplicate(order_id,line_no)" in contract.stdout and "lake/main/order_items" in contract.stdout
 
 
 def test_timestamps_need_a_zone(warehouse: str) -> None:
-    out = lakehouse("run", "--at", "2026-01-01T00:15:00")
+    out = lakehouse("run", "--at", "2026-01-01T00:15:00")  # a real process: exit 2 for a bad argument
     assert out.returncode == 2
     assert "zone" in out.stderr
 

@@ -80,4 +80,13 @@ def contents(*, drop: tuple[str, ...] = ("_ingested_at",)) -> dict[str, pl.DataF
     return out
 
 
+def without(frames: dict[str, pl.DataFrame], *columns: str) -> dict[str, pl.DataFrame]:
+    """``frames`` with ``columns`` dropped, each sorted again as :func:`read` sorts."""
+    out = {}
+    for name, frame in frames.items():
+        frame = frame.drop([c for c in columns if c in frame.columns])
+        out[name] = frame.sort(frame.columns)
+    return out
+
+
 __all__ = ["bronze_name"]
