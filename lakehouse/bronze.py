@@ -72,19 +72,19 @@ class BronzeResult:
     """How many bronze commits the ingest took (more than one for a large backlog)."""
 
 
-def ingested_files(uri: str, options: dict[str, str]) -> set[tuple[str, str]]:
-    """``(key, version)`` of every file already in the bronze table (a scan of bronze).
+def ingested_files(uri: str, options: dict[str, str]) -> frozenset[tuple[str, str, datetime]]:
+    """``(key, version, landed_at)`` of every file in the bronze table (a scan of bronze).
 
     Only for tables written before commits carried the source cursor; afterwards progress
     comes from the Delta log (:func:`cursor`).
     """
     frame = (
         pl.scan_delta(uri, storage_options=options)
-        .select("_source_position", "_source_version")
-        .unique()
+        .group_by("_source_position", "_source_version")
+        .agg(pl.col("_landed_at").max())
         .collect()
     )
-    return set(frame.iter_rows())
+    return frozenset(frame.iter_rows())
 
 
 def cursor(table: DeltaTable, uri: str, options: dict[str, str]) -> FileCursor:
@@ -98,9 +98,7 @@ def cursor(table: DeltaTable, uri: str, options: dict[str, str]) -> FileCursor:
         return FileCursor.from_json(stored)
     if table.version() <= 0:
         return FileCursor()
-    legacy = ingested_files(uri, options)
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return FileCursor(None, frozenset((k, v, epoch) for k, v in legacy), False)
+    return FileCursor(None, ingested_files(uri, options), False)
 
 
 def ingest(
