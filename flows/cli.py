@@ -600,17 +600,19 @@ def _print_summary(summary: dict[str, Any]) -> None:
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in (summary.get("steps") or {}).items())
         took = f" in {summary['seconds']:.1f} s" + (f" ({steps})" if steps else "")
     table = Table(title=f"window {summary['window']}: {summary['files']} files{took}")
-    for col in ("table", "read", "merged", "duplicates", "rejected", "inserted", "updated"):
-        table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
+    columns = ("read", "merged", "duplicates", "rejected", "inserted", "updated", "files_added")
+    for col in ("table", *columns):
+        table.add_column(col.replace("_", " "), justify="left" if col == "table" else "right", no_wrap=True)
     for t in summary["tables"]:
-        table.add_row(t["table"], *(str(t[c]) for c in ("read", "merged", "duplicates", "rejected", "inserted", "updated")))
+        table.add_row(t["table"], *(str(t.get(c, 0)) for c in columns))
     console.print(table)
     for t in summary["tables"]:
         if t["reasons"]:
             why = ", ".join(f"{n} × {reason}" for reason, n in t["reasons"].items())
             console.print(f"  quarantined from {t['table']}: {why}")
     for g in summary["gold"]:
-        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s) {', '.join(g['partitions'])}")
+        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s) {', '.join(g['partitions'])}"
+                      f", {g.get('files_added', 0)} file(s) added")
 
 
 def _print_frame(frame: Any) -> None:

@@ -254,6 +254,7 @@ def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, re
         "window": str(window),
         "window_end": window.end.isoformat(),
         "files": sum(len(b.files) for b in landed),
+        "bronze": [{"table": b.table, "rows": b.rows, "commits": b.commits, "files_added": b.files_added} for b in landed],
         "tables": table_counts(merged),
         "gold": gold_changes(refreshed),
     }
@@ -264,15 +265,15 @@ def table_counts(merged: list) -> list[dict[str, Any]]:
     return [
         {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
          "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
-         "updated": r.updated, "reasons": r.reasons or {}, "examples": r.examples or {}}
+         "updated": r.updated, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
         for r in merged
     ]
 
 
 def gold_changes(refreshed: list) -> list[dict[str, Any]]:
     """Per gold refresh: the partitions recomputed, the rows written and a preview."""
-    return [{"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview}
-            for g in refreshed]
+    return [{"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview,
+             "files_added": g.files_added} for g in refreshed]
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
@@ -280,11 +281,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if summary.get("steps"):
         took += " (" + ", ".join(f"{name} {seconds:g} s" for name, seconds in summary["steps"].items()) + ")"
     lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed; processed{took}.", "",
-             "| table | read | merged | duplicates | rejected | inserted | updated |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| table | read | merged | duplicates | rejected | inserted | updated | files added |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in summary["tables"]:
         lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | "
-                     f"{t['rejected']} | {t['inserted']} | {t['updated']} |")
+                     f"{t['rejected']} | {t['inserted']} | {t['updated']} | {t.get('files_added', 0)} |")
     for t in summary["tables"]:
         if t["reasons"]:
             lines += ["", f"Quarantined from {t['table']}:", ""]
@@ -293,5 +294,5 @@ def summary_markdown(summary: dict[str, Any]) -> str:
                 lines.append(f"- {n} × {why}" + (f": e.g. `{example}`" if example else ""))
     for g in summary["gold"]:
         lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
-                      f"({', '.join(g['partitions'])}), {g['rows']} rows."]
+                      f"({', '.join(g['partitions'])}), {g['rows']} rows, {g.get('files_added', 0)} files added."]
     return "\n".join(lines)

@@ -70,6 +70,8 @@ class BronzeResult:
     """True when there was nothing new to ingest (a re-run, or an empty window)."""
     commits: int = 0
     """How many bronze commits the ingest took (more than one for a large backlog)."""
+    files_added: int = 0
+    """Data files the ingest added to the bronze table."""
 
 
 def ingested_files(uri: str, options: dict[str, str]) -> frozenset[tuple[str, str, datetime]]:
@@ -130,7 +132,7 @@ def ingest(
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
 
     done: list[LandedFile] = []
-    rows = 0
+    rows = added = 0
     landed = None
     first = batch = committed_version(table, app) or 0
     for chunk in batches(files, max_files=dataset.max_batch_files, max_bytes=dataset.max_batch_bytes):
@@ -139,18 +141,19 @@ def ingest(
         landed = _append(uri, options, app, batch, name, prefix, window, chunk, position, landing, dataset)
         done += chunk
         rows += landed[1]
+        added += landed[2]
     assert landed is not None
     return BronzeResult(
         table=f"bronze.{name}", window=window, files=done, rows=rows, version=landed[0],
-        batch=batch, commits=batch - first,
+        batch=batch, commits=batch - first, files_added=added,
     )
 
 
 def _append(
     uri: str, options: dict[str, str], app: str, batch: int, name: str, prefix: str, window: Window,
     files: list[LandedFile], position: FileCursor, landing: ObjectStore, dataset: Dataset,
-) -> tuple[int, int]:
-    """Append one batch of files with the cursor after it; (table version, rows)."""
+) -> tuple[int, int, int]:
+    """Append one batch of files with the cursor after it; (table version, rows, data files added)."""
     batch_id = f"{name}:{batch}"
     lines = read_lines(landing, files, format=dataset.format, compression=dataset.compression)
     data = lines.with_columns(
@@ -182,4 +185,4 @@ def _append(
         "bronze.%s: batch %s, %d files, %d rows -> version %d",
         name, batch, len(files), arrow.num_rows, landed.version,
     )
-    return landed.version, arrow.num_rows
+    return landed.version, arrow.num_rows, landed.files_added

@@ -95,6 +95,8 @@ class Landed:
     """The table version after the write (or the version found already committed)."""
     already: bool
     """True when the write had already landed (a re-run or a lost acknowledgement)."""
+    files_added: int = 0
+    """Data files the write added (from its commit's metrics; 0 when it had already landed)."""
 
 
 def _all_committed(table: DeltaTable | None, transactions: Mapping[str, int]) -> bool:
@@ -140,7 +142,9 @@ def write_once(
         table = open_table(uri, storage_options)
     assert table is not None
     table.update_incremental()
-    return Landed(version=table.version(), already=False)
+    metrics = (table.history(limit=1) or [{}])[0].get("operationMetrics") or {}
+    added = metrics.get("num_added_files", metrics.get("num_target_files_added", 0))
+    return Landed(version=table.version(), already=False, files_added=int(added or 0))
 
 
 def ensure_table(

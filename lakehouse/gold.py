@@ -57,6 +57,8 @@ class GoldResult:
     rows: int
     version: int | None
     preview: list[dict[str, Any]]
+    files_added: int = 0
+    """Data files the overwrite added to the gold table."""
 
 
 def _app(model: GoldModel, upstream: str) -> str:
@@ -171,7 +173,8 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     landed = write_once(uri, options, transactions=batch.consumed, write=write)
     log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)
     preview = pl.from_arrow(batch.rows.slice(0, 20)).to_dicts()  # type: ignore[union-attr]
-    return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview)
+    return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview,
+                      files_added=landed.files_added)
 
 
 def rebuild(settings: Settings, model: GoldModel, pipeline: Pipeline | None = None) -> pl.DataFrame:

@@ -115,6 +115,8 @@ class SilverResult:
     """Rejected rows per reason (the first reason of each row)."""
     examples: dict[str, str] | None = None
     """One rejected row per reason: its full reason and the start of its raw text."""
+    files_added: int = 0
+    """Data files the merge added to the silver table."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -368,6 +370,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         updated=int(metrics.get("num_target_rows_updated", 0)),
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
+        files_added=landed.files_added,
     )
 
 

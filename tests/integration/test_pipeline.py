@@ -36,6 +36,10 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(warehouse: str) -> No
     for t in summary["tables"]:
         assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"]
         assert t["read"] > 0
+        assert t["files_added"] >= 1  # the summary says what each merge wrote
+    assert all(b["commits"] == 1 and b["files_added"] == 1 for b in summary["bronze"])
+    assert all(g["files_added"] >= 1 for g in summary["gold"])
+    assert set(summary["steps"]) == {"bronze", "silver", "gold"}
     assert sum(t["rejected"] for t in summary["tables"]) > 0  # the simulator's faulty lines
     assert sum(t["duplicates"] for t in summary["tables"]) > 0
     daily = read("gold", "daily_sales")
