@@ -100,7 +100,8 @@ def cursor(table: DeltaTable, uri: str, options: dict[str, str]) -> FileCursor:
         return FileCursor.from_json(stored)
     if table.version() <= 0:
         return FileCursor()
-    return FileCursor(None, ingested_files(uri, options), False)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return FileCursor(None, frozenset((k, v, landed, epoch) for k, v, landed in ingested_files(uri, options)), False)
 
 
 def ingest(
@@ -124,10 +125,11 @@ def ingest(
     table = ensure_table(uri, BRONZE_SCHEMA, options)
 
     position = cursor(table, uri, options)
-    files = pending_files(
+    listing = pending_files(
         landing, prefix=prefix, before=window.end, cursor=position, lookback=dataset.lookback,
-        time_from=dataset.landing_time,
+        time_from=dataset.landing_time, from_horizon=dataset.listing == "from_lookback",
     )
+    files = listing.files
     if not files:
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
 
@@ -137,7 +139,7 @@ def ingest(
     first = batch = committed_version(table, app) or 0
     for chunk in batches(files, max_files=dataset.max_batch_files, max_bytes=dataset.max_batch_bytes):
         batch += 1
-        position = position.advance(chunk, prefix=prefix, lookback=dataset.lookback)
+        position = position.advance(chunk, prefix=prefix, lookback=dataset.lookback, uploaded=listing.uploaded)
         landed = _append(uri, options, app, batch, name, prefix, window, chunk, position, landing, dataset)
         done += chunk
         rows += landed[1]

@@ -59,7 +59,9 @@ class SourceDecl(_Model):
     landing_time: Literal["key", "last_modified"] = "key"
     interval: Interval = timedelta(minutes=15)
     lookback: Interval = timedelta(hours=1)
-    """How late a file may land (by its landing time) behind the newest one ingested and still be seen."""
+    """Files that landed within this of the newest one ingested are compared by key and version."""
+    listing: Literal["full", "from_lookback"] = "full"
+    """``from_lookback``: list from the look-back's horizon on (S3 StartAfter; late old keys unseen)."""
     max_batch_files: int = Field(default=1000, ge=1)
     """At most this many files per bronze commit; a larger backlog takes several commits."""
     max_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
@@ -208,6 +210,7 @@ class Dataset:
     zorder: tuple[str, ...] = ()
     """Columns maintenance z-orders the silver table by (``zorder:`` in the declaration)."""
     lookback: timedelta = timedelta(hours=1)
+    listing: str = "full"
     max_batch_files: int = 1000
     max_batch_bytes: int = 256 * 1024 * 1024
     max_batch_rows: int = 1_000_000
@@ -396,7 +399,7 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
     )
     return Dataset(
         spec, decl.source, prefix, source.format, source.compression, source.landing_time, zorder,
-        lookback=source.lookback, max_batch_files=source.max_batch_files,
+        lookback=source.lookback, listing=source.listing, max_batch_files=source.max_batch_files,
         max_batch_bytes=source.max_batch_bytes, max_batch_rows=source.max_batch_rows,
     )
 

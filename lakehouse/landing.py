@@ -30,6 +30,8 @@ class LandedFile:
     key: str
     version: str
     size: int
+    modified: datetime | None = None
+    """The object's last-modified time (when it was uploaded)."""
 
 
 def landing_time(info: ObjectInfo, mode: str = "key") -> datetime:
@@ -50,57 +52,87 @@ def landing_time(info: ObjectInfo, mode: str = "key") -> datetime:
 _TIME_FIRST = re.compile(r"^\d{4}/\d{2}/\d{2}/\d{2}/\d{2}/")
 
 
+Seen = tuple[str, str, datetime, datetime]
+"""A file the cursor remembers: key, version, landing time, last-modified time."""
+
+
 @dataclass(frozen=True)
 class FileCursor:
     """Where a landing-files source stands: stored in every bronze commit's metadata.
 
-    ``watermark`` is the newest landing time ingested; ``recent`` the files (key, version,
-    landing time) ingested within ``lookback`` of it. A file that landed before
-    ``watermark - lookback`` counts as settled: it is never listed or compared again, so a
-    window's cost does not grow with the landing area's history. Late files (and
-    re-deliveries) are seen while their landing time is within the look-back.
+    ``watermark`` is the newest landing time ingested and ``uploaded`` the newest
+    last-modified time the listing showed. A file is pending when the cursor has not seen
+    its key and version, and it either landed within ``lookback`` of the watermark or was
+    uploaded since the last listing (a late file, or a re-delivery under an old key, is
+    never dropped). ``recent`` remembers the files that could still match either rule, so
+    what the cursor holds, and what a window compares, does not grow with history.
     """
 
     watermark: datetime | None = None
-    recent: frozenset[tuple[str, str, datetime]] = frozenset()
+    recent: frozenset[Seen] = frozenset()
     time_ordered: bool = False
-    """Keys are ``<prefix>/YYYY/MM/DD/HH/MM/...``: the listing can start at the horizon."""
+    """Keys are ``<prefix>/YYYY/MM/DD/HH/MM/...`` (the listing may start at the horizon)."""
+    uploaded: datetime | None = None
 
     def horizon(self, lookback: timedelta) -> datetime | None:
         return None if self.watermark is None else self.watermark - lookback
 
     def seen(self) -> set[tuple[str, str]]:
-        return {(key, version) for key, version, _ in self.recent}
+        return {(key, version) for key, version, _, _ in self.recent}
 
-    def advance(self, files: Iterable[LandedFile], *, prefix: str, lookback: timedelta) -> FileCursor:
-        """The cursor after ``files`` were ingested too."""
+    def advance(
+        self, files: Iterable[LandedFile], *, prefix: str, lookback: timedelta, uploaded: datetime | None = None
+    ) -> FileCursor:
+        """The cursor after ``files`` were ingested from a listing whose newest upload was ``uploaded``."""
         files = list(files)
         marks = [f.landed_at for f in files] + ([self.watermark] if self.watermark else [])
         watermark = max(marks) if marks else None
+        uploads = [u for u in (self.uploaded, uploaded) if u is not None]
+        newest = max(uploads) if uploads else None
         horizon = watermark - lookback if watermark else None
-        recent = {*self.recent, *((f.key, f.version, f.landed_at) for f in files)}
-        kept = frozenset(r for r in recent if horizon is None or r[2] >= horizon)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        recent = {*self.recent, *((f.key, f.version, f.landed_at, f.modified or epoch) for f in files)}
+        kept = frozenset(
+            r for r in recent
+            if horizon is None or r[2] >= horizon or (newest is not None and r[3] >= newest)
+        )
         base = prefix.rstrip("/") + "/"
-        ordered = bool(kept) and all(_TIME_FIRST.match(key[len(base):]) for key, _, _ in kept)
-        return FileCursor(watermark, kept, ordered)
+        ordered = bool(kept) and all(_TIME_FIRST.match(key[len(base):]) for key, *_ in kept)
+        return FileCursor(watermark, kept, ordered, newest)
 
     def to_json(self) -> dict[str, object]:
         return {
             "watermark": self.watermark.isoformat() if self.watermark else None,
+            "uploaded": self.uploaded.isoformat() if self.uploaded else None,
             "time_ordered": self.time_ordered,
-            "recent": sorted([key, version, landed.isoformat()] for key, version, landed in self.recent),
+            "recent": sorted([k, v, landed.isoformat(), modified.isoformat()] for k, v, landed, modified in self.recent),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> FileCursor:
-        mark = data.get("watermark")
+        def when(value: object) -> datetime | None:
+            return datetime.fromisoformat(str(value)) if value else None
+
         recent = data.get("recent") or []
         assert isinstance(recent, list)
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
         return cls(
-            datetime.fromisoformat(str(mark)) if mark else None,
-            frozenset((str(k), str(v), datetime.fromisoformat(str(t))) for k, v, t in recent),
+            when(data.get("watermark")),
+            frozenset(
+                (str(r[0]), str(r[1]), datetime.fromisoformat(str(r[2])), when(r[3] if len(r) > 3 else None) or epoch)
+                for r in recent
+            ),
             bool(data.get("time_ordered")),
+            when(data.get("uploaded")),
         )
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What a listing found: the pending files, and the newest upload it showed."""
+
+    files: list[LandedFile]
+    uploaded: datetime | None
 
 
 def pending_files(
@@ -111,29 +143,36 @@ def pending_files(
     cursor: FileCursor,
     lookback: timedelta,
     time_from: str = "key",
-) -> list[LandedFile]:
-    """Files under ``prefix`` that landed before ``before`` and that ``cursor`` has not seen.
+    from_horizon: bool = False,
+) -> Pending:
+    """Files under ``prefix`` that landed before ``before`` and that ``cursor`` does not rule out.
 
-    Files that landed before the cursor's horizon (``watermark - lookback``) are settled;
-    when keys are time-ordered the listing starts there (S3 ``StartAfter``) instead of at
-    the beginning of the prefix. ``time_from`` is the dataset's ``landing_time`` mode
-    (``key`` or ``last_modified``, see :func:`landing_time`).
+    A file that landed before the cursor's horizon (``watermark - lookback``) is pending
+    only if it was uploaded since the cursor's last listing. With ``from_horizon`` (and
+    time-ordered keys) the listing starts at the horizon (S3 ``StartAfter``) instead of at
+    the beginning of the prefix: cheaper on a long history, but a file uploaded late under
+    a key older than the horizon is then not seen. ``time_from`` is the dataset's
+    ``landing_time`` mode (``key`` or ``last_modified``, see :func:`landing_time`).
     """
     base = prefix.rstrip("/") + "/"
     horizon = cursor.horizon(lookback)
     start_after = None
-    if horizon is not None and cursor.time_ordered and time_from == "key":
+    if from_horizon and horizon is not None and cursor.time_ordered and time_from == "key":
         start_after = base + (horizon - timedelta(minutes=1)).strftime("%Y/%m/%d/%H/%M")
     seen = cursor.seen()
     out = []
+    newest: datetime | None = None
     for info in store.list(base, start_after=start_after):
+        modified = info.last_modified.astimezone(UTC)
+        newest = modified if newest is None or modified > newest else newest
         landed = landing_time(info, time_from)
         if landed >= before or (info.key, info.etag) in seen:
             continue
-        if horizon is not None and landed < horizon:
-            continue
-        out.append(LandedFile(landed, info.key, info.etag, info.size))
-    return sorted(out)
+        late = horizon is not None and landed < horizon
+        if late and cursor.uploaded is not None and modified < cursor.uploaded:
+            continue  # settled: it was there when the cursor last listed
+        out.append(LandedFile(landed, info.key, info.etag, info.size, modified))
+    return Pending(sorted(out), newest)
 
 
 def batches(files: list[LandedFile], *, max_files: int, max_bytes: int) -> list[list[LandedFile]]:

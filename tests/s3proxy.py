@@ -73,13 +73,17 @@ class CountingProxy:
                 if body is not None:
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
                     headers["Content-Length"] = str(len(body))
-                conn = http.client.HTTPConnection(proxy._host, proxy._port, timeout=120)
+                conn = getattr(self, "_upstream", None)
+                if conn is None:  # one upstream connection per client connection, kept alive
+                    conn = self._upstream = http.client.HTTPConnection(proxy._host, proxy._port, timeout=120)
                 try:
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
-                finally:
+                except (OSError, http.client.HTTPException):
                     conn.close()
+                    self._upstream = None
+                    raise
                 if self.command == "GET":
                     path = unquote(urlsplit(self.path).path)
                     what = kind(path)

@@ -69,7 +69,7 @@ def test_landing_files_parse_cleanly_into_the_declared_specs(tmp_path) -> None:
     chosen = pipeline()
     for name in ("orders", "order_lines"):
         ds = chosen.dataset(name)
-        files = pending_files(store, prefix=ds.prefix, before=shape.window_end(1), cursor=FileCursor(), lookback=ds.lookback)
+        files = pending_files(store, prefix=ds.prefix, before=shape.window_end(1), cursor=FileCursor(), lookback=ds.lookback).files
         lines = read_lines(store, files).with_columns(pl.lit("b").alias("_batch_id"))
         known = {"reference(order_id)": pl.Series(["x"])}  # references are not under test here
         parsed = parse_records(lines.lazy(), ds.spec, known).collect()

@@ -62,10 +62,10 @@ def test_pending_files_skips_ingested_and_future(tmp_path) -> None:
     store.put("orders/2026/01/01/00/01/part-0.jsonl", b'{"a": 1}\n')
     store.put("orders/2026/01/01/00/16/part-0.jsonl", b'{"a": 2}\n')
     before = datetime(2026, 1, 1, 0, 15, tzinfo=UTC)
-    files = pending_files(store, prefix="orders", before=before, cursor=FileCursor(), lookback=HOUR)
-    assert [f.key for f in files] == ["orders/2026/01/01/00/01/part-0.jsonl"]
-    seen = FileCursor().advance(files, prefix="orders", lookback=HOUR)
-    assert pending_files(store, prefix="orders", before=before, cursor=seen, lookback=HOUR) == []
+    listing = pending_files(store, prefix="orders", before=before, cursor=FileCursor(), lookback=HOUR)
+    assert [f.key for f in listing.files] == ["orders/2026/01/01/00/01/part-0.jsonl"]
+    seen = FileCursor().advance(listing.files, prefix="orders", lookback=HOUR, uploaded=listing.uploaded)
+    assert pending_files(store, prefix="orders", before=before, cursor=seen, lookback=HOUR).files == []
 
 
 class CountingStore(LocalStore):
@@ -80,31 +80,36 @@ class CountingStore(LocalStore):
         return super().list(prefix, start_after=start_after)
 
 
-def test_the_cursor_settles_files_behind_its_look_back_and_lists_from_there(tmp_path) -> None:
+def test_the_cursor_remembers_only_its_look_back_and_never_drops_a_late_upload(tmp_path) -> None:
     store = CountingStore(tmp_path)
     for minute in range(0, 180, 15):  # three hours of files, one every 15 minutes
         at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minute)
         store.put(f"orders/{at:%Y/%m/%d/%H/%M}/part-0.jsonl", b'{"a": 1}\n')
     end = datetime(2026, 1, 1, 3, tzinfo=UTC)
-    files = pending_files(store, prefix="orders", before=end, cursor=FileCursor(), lookback=HOUR)
-    assert len(files) == 12 and store.listed == [None]
-    cursor = FileCursor().advance(files, prefix="orders", lookback=HOUR)
+    listing = pending_files(store, prefix="orders", before=end, cursor=FileCursor(), lookback=HOUR)
+    assert len(listing.files) == 12 and store.listed == [None]
+    cursor = FileCursor().advance(listing.files, prefix="orders", lookback=HOUR, uploaded=listing.uploaded)
     assert cursor.watermark == datetime(2026, 1, 1, 2, 45, tzinfo=UTC)
-    assert cursor.time_ordered
-    assert len(cursor.recent) == 5  # 01:45 … 02:45: what the look-back can still see
+    assert cursor.time_ordered and cursor.uploaded == listing.uploaded
+    # 01:45 … 02:45 (what the look-back can still see), and what was uploaded last
+    assert {k for k, *_ in cursor.recent} >= {f"orders/2026/01/01/0{h}/{m}/part-0.jsonl" for h, m in [(1, 45), (2, 45)]}
+    assert "orders/2026/01/01/00/00/part-0.jsonl" not in {k for k, *_ in cursor.recent}
     assert FileCursor.from_json(cursor.to_json()) == cursor
+    assert pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR).files == []
 
-    # a late file inside the look-back is found, one behind it is settled; the listing
-    # starts at the horizon (S3 StartAfter), not at the beginning of the prefix
+    # files uploaded after that listing are found, inside the look-back or far behind it
     store.put("orders/2026/01/01/02/05/late.jsonl", b'{"a": 2}\n')
-    store.put("orders/2026/01/01/00/05/too-late.jsonl", b'{"a": 3}\n')
+    store.put("orders/2026/01/01/00/05/very-late.jsonl", b'{"a": 3}\n')
+    store.put("orders/2026/01/01/00/15/part-0.jsonl", b'{"a": 1, "fixed": true}\n')  # a re-delivery
     again = pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR)
-    assert [f.key for f in again] == ["orders/2026/01/01/02/05/late.jsonl"]
+    assert [f.key for f in again.files] == [
+        "orders/2026/01/01/00/05/very-late.jsonl", "orders/2026/01/01/00/15/part-0.jsonl",
+        "orders/2026/01/01/02/05/late.jsonl",
+    ]
+    # listing from the horizon (opt-in) starts there, and then sees only the recent one
+    bounded = pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR, from_horizon=True)
     assert store.listed[-1] == "orders/2026/01/01/01/44"
-    # a corrected re-delivery inside the look-back (same key, new version) is pending again
-    store.put("orders/2026/01/01/02/45/part-0.jsonl", b'{"a": 1, "fixed": true}\n')
-    keys = [f.key for f in pending_files(store, prefix="orders", before=end, cursor=cursor, lookback=HOUR)]
-    assert "orders/2026/01/01/02/45/part-0.jsonl" in keys
+    assert [f.key for f in bounded.files] == ["orders/2026/01/01/02/05/late.jsonl"]
 
 
 def test_a_backlog_is_cut_into_bounded_batches() -> None:
@@ -118,7 +123,7 @@ def test_a_backlog_is_cut_into_bounded_batches() -> None:
 def test_read_lines_keeps_every_non_blank_line_with_its_position(tmp_path) -> None:
     store = LocalStore(tmp_path)
     store.put("orders/2026/01/01/00/01/p.jsonl", '\ufeff{"a": 1}\r\n\n{bad\n"é"\n'.encode())
-    files = pending_files(store, prefix="orders", before=datetime(2027, 1, 1, tzinfo=UTC), cursor=FileCursor(), lookback=HOUR)
+    files = pending_files(store, prefix="orders", before=datetime(2027, 1, 1, tzinfo=UTC), cursor=FileCursor(), lookback=HOUR).files
     out = read_lines(store, files)
     assert out.get_column("_raw").to_list() == ['{"a": 1}', "{bad", '"é"']
     assert out.get_column("_line").to_list() == [1, 3, 4]
