@@ -52,8 +52,8 @@ def run_window(settings: Settings, chosen: Pipeline, window: Window) -> Steps:
 
     done = engine_window(settings, chosen, window)
     steps = Steps(seconds=dict(done.seconds))
-    for landed in done.landed:
-        steps.rows[landed.table] = landed.rows
+    for ds, landed in zip(chosen.datasets, done.landed, strict=True):
+        steps.rows[f"bronze.{ds.spec.name}"] = landed.rows
     for merged in done.merged:
         steps.rows[merged.table] = steps.rows.get(merged.table, 0) + (merged.counts.merged if merged.counts else 0)
     for refreshed in done.refreshed:
