@@ -9,7 +9,6 @@ overwrite. It returns the seconds spent per step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,46 +111,12 @@ def table_uris(settings: Settings, chosen: Pipeline) -> dict[str, str]:
 
 
 def maintain(settings: Settings, chosen: Pipeline) -> str:
-    """Compact, checkpoint and vacuum every table; returns which implementation ran.
+    """Compact, checkpoint and vacuum every table with the engine's maintenance; says which ran."""
+    from lakehouse import maintenance
 
-    The engine's own maintenance (``lakehouse.maintenance``) when it exists, which keeps the
-    files a consumer still needs; otherwise plain delta-rs: compaction, a checkpoint, log
-    clean-up, and a vacuum of what compaction replaced once every consumer has read past it
-    (this runs between windows, when every downstream table is current).
-    """
-    engine = _engine_maintenance()
-    if engine is not None:
-        engine(settings, chosen)
-        return "lakehouse.maintenance"
-    from deltalake import DeltaTable
-
-    from lakehouse.commit import open_table
-    from lakehouse.storage import storage_options
-
-    options = storage_options(settings)
-    for uri in table_uris(settings, chosen).values():
-        table = open_table(uri, options)
-        if table is None:
-            continue
-        table.optimize.compact()
-        table = DeltaTable(uri, storage_options=options)
-        table.create_checkpoint()
-        table.cleanup_metadata()
-        table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
-    return "delta-rs optimize.compact + checkpoint + vacuum"
-
-
-def _engine_maintenance() -> Callable[[Settings, Pipeline], Any] | None:
-    try:
-        from lakehouse import maintenance
-    except ImportError:
-        return None
-
-    def run(settings: Settings, chosen: Pipeline) -> None:
-        for target in maintenance.targets(settings, chosen):
-            maintenance.maintain(settings, target)
-
-    return run
+    for target in maintenance.targets(settings, chosen):
+        maintenance.maintain(settings, target)
+    return "lakehouse.maintenance"
 
 
 def data_files(settings: Settings, chosen: Pipeline) -> dict[str, dict[str, int]]:

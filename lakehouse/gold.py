@@ -70,9 +70,7 @@ def _changes(table: DeltaTable, start: int, end: int) -> pl.DataFrame:
     reader = table.load_cdf(starting_version=start, ending_version=end)
     frame = pl.from_arrow(pa.table(reader.read_all()))
     assert isinstance(frame, pl.DataFrame)
-    # the feed comes as string_view; DuckDB pushes join filters of that type into the
-    # large_string scans of the other inputs, which pyarrow cannot compare
-    return frame.with_columns(pl.col(n).cast(pl.String) for n, t in frame.schema.items() if t == pl.String)
+    return frame
 
 
 def _rows(frame: pl.DataFrame) -> pa.Table:
@@ -113,7 +111,7 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     gold = open_table(settings.table_uri("gold", model.spec.name), options)
     consumed = {name: committed_version(gold, _app(model, name)) for name in tables}
     current = {name: t.version() for name, t in tables.items()}
-    since = {n: -1 if consumed[n] is None else int(consumed[n] or 0) for n in tables}
+    since = {n: -1 if (v := consumed[n]) is None else v for n in tables}
     changed = [n for n in tables if since[n] < current[n]]
     if not changed:
         return None
@@ -177,24 +175,11 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
                       files_added=landed.files_added)
 
 
-def rebuild(settings: Settings, model: GoldModel, pipeline: Pipeline | None = None) -> pl.DataFrame:
+def rebuild(settings: Settings, model: GoldModel) -> pl.DataFrame:
     """The model computed from scratch over all of silver (for checks and repair)."""
     options = storage_options(settings)
-    tables = {n: DeltaTable(settings.table_uri("silver", n), storage_options=options) for n in model.inputs}
-    if pipeline is None:
-        snapshots: dict[str, object] = {n: t.to_pyarrow_table() for n, t in tables.items()}
-        rows = run_model(model.sql, snapshots)
-    else:
-        con = duck.connect(settings)
-        try:
-            snapshots = {
-                n: DeltaSnapshot(t.table_uri, t.version(), tuple(pipeline.dataset(n).spec.column_names))
-                for n, t in tables.items()
-            }
-            rows = run_model(model.sql, snapshots, con=con)
-        finally:
-            con.close()
-    rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
+    tables = {n: DeltaTable(settings.table_uri("silver", n), storage_options=options).to_pyarrow_table() for n in model.inputs}
+    rows = run_model(model.sql, tables).select(model.spec.column_names).cast(model.spec.arrow_schema())
     frame = pl.from_arrow(rows)
     assert isinstance(frame, pl.DataFrame)
     return frame.sort(frame.columns)
