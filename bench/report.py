@@ -97,7 +97,8 @@ def _rows(outcome: Outcome) -> list[tuple[str, str]]:
     if outcome.scenario == "prefect":
         return [(f"window of {f['lines']:,} lines, engine alone", _fmt(f["engine_seconds"], "s")),
                 ("  the same window as a Prefect flow", _fmt(f["flow_seconds"], "s")),
-                ("  Prefect's share", _fmt(f["overhead"], "share"))]
+                ("  Prefect's share", _fmt(f["overhead"], "share")),
+                ("  Prefect's imports, once per process", _fmt(f.get("prefect_import_seconds"), "s"))]
     if outcome.scenario == "files":
         return [(f"data files after {f['windows']} windows, no maintenance", ", ".join(f"{k} {v}" for k, v in f["without"].items())),
                 (f"  with maintenance every {f['maintain_every']} windows", ", ".join(f"{k} {v}" for k, v in f["with"].items())),

@@ -62,7 +62,10 @@ def superseding_run() -> str | None:
     skips, and the due runs between it and the newest are cancelled. An outage of any
     length is caught up by one run. Returns the name of that newest run, or None to run.
     """
-    deployment = deployment_runtime.id
+    context = FlowRunContext.get()
+    # the run's own record first: prefect.runtime.deployment.id misses it and reads the
+    # flow run back from the API (1.5 s measured on a busy machine)
+    deployment = context.flow_run.deployment_id if context and context.flow_run else deployment_runtime.id
     if not deployment or flow_run.parameters.get("at") is not None or not flow_run.scheduled_start_time:
         return None
     from prefect.client.orchestration import get_client

@@ -13,6 +13,7 @@ rules, gold recomputation, the CLI's table names — is derived from what is loa
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -570,6 +571,13 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
     return Declaration(path, pipelines)
 
 
+@functools.lru_cache(maxsize=16)
+def _parse_once(text: str, path: str) -> Declaration:
+    """:func:`parse`, remembered by text: a flow run loads its declaration several times
+    (run name, window, tasks), and the gold models' DuckDB type inference is not free."""
+    return parse(text, path=path)
+
+
 def load(path: str | Path | None = None) -> Declaration:
     """Load ``path``, else ``$LAKEHOUSE_CONFIG``, else ``./lakehouse.yaml``, else the shop."""
     import os
@@ -579,8 +587,8 @@ def load(path: str | Path | None = None) -> Declaration:
         chosen = DEFAULT_FILE
     if chosen is None:
         text = resources.files("lakehouse").joinpath("pipelines/shop.yaml").read_text()
-        return parse(text, path="<built-in shop pipeline>")
+        return _parse_once(text, "<built-in shop pipeline>")
     file = Path(chosen)
     if not file.exists():
         raise ConfigError(f"configuration file {file} does not exist")
-    return parse(file.read_text(), path=str(file))
+    return _parse_once(file.read_text(), str(file))
