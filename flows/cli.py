@@ -37,7 +37,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 SERVE_API_FILE = "prefect-api-url"
-"""Written into ``lakehouse serve``'s state dir while it runs: the CLI reuses that API."""
+"""Written into the state dir by ``lakehouse serve`` and ``lakehouse server start`` while
+their Prefect server runs: the CLI reuses that API (``deployments.local_api.MARKER``)."""
 
 app = typer.Typer(
     help="A micro-batch lakehouse: landing files → bronze → silver → gold on Delta Lake, "
@@ -134,26 +135,24 @@ def simulate(
 
 
 def _prefect_api(state_dir: str = ".lakehouse") -> None:
-    """Reuse a running Prefect API: ``PREFECT_API_URL``, else the one ``lakehouse serve`` runs.
+    """Reuse a running Prefect API: ``PREFECT_API_URL``, else the one ``lakehouse serve`` or
+    ``lakehouse server start`` runs.
 
     Without either, Prefect starts a temporary server for this command (10–40 s).
     """
     if os.environ.get("PREFECT_API_URL"):
         return
-    import urllib.request
     from pathlib import Path
 
-    marker = Path(state_dir) / SERVE_API_FILE
-    if not marker.exists():
-        return
-    url = marker.read_text().strip()
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2):
-            pass
-    except OSError:
+    from deployments.local_api import running_url
+
+    url = running_url(Path(state_dir))
+    if url is None:
+        err.print("no running Prefect API: Prefect starts a temporary one for this command (10–40 s); "
+                  "`lakehouse server start` keeps one running for later commands")
         return
     os.environ["PREFECT_API_URL"] = url
-    err.print(f"using the Prefect API of `lakehouse serve` at {url}")
+    err.print(f"using the running Prefect API at {url}")
 
 
 def _run_window(at: Any, interval: str | None, pipeline: str | None = None) -> tuple[bool, Any]:
@@ -422,6 +421,63 @@ def validate(config: ConfigOption = None) -> None:
             console.print(f"  gold.{model.spec.name}: from {', '.join('silver.' + i for i in model.inputs)}; "
                           f"partitioned by {model.spec.partition_by}")
     console.print("[green]valid[/]")
+
+
+server_app = typer.Typer(
+    help="A local Prefect server that later commands reuse (instead of a temporary one each).",
+    no_args_is_help=True,
+)
+app.add_typer(server_app, name="server")
+StateDir = Annotated[str, typer.Option(help="Where the server keeps its database, log and URL.")]
+
+
+@server_app.command("start")
+def server_start(
+    port: Annotated[int, typer.Option(help="Port of the API and UI on 127.0.0.1.")] = 4210,
+    state_dir: StateDir = ".lakehouse",
+) -> None:
+    """Start a Prefect server in the background (or find the running one) and print its URL."""
+    from pathlib import Path
+
+    from deployments.local_api import start
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    try:
+        with err.status(f"starting a Prefect server on 127.0.0.1:{port} …"):
+            started = start(Path(state_dir), port=port, timeout=timeout)
+    except RuntimeError as exc:
+        err.print(f"[red]Prefect server not started:[/] {exc}")
+        raise typer.Exit(1) from None
+    if started.pid is None:
+        console.print(f"a Prefect server is already running at {started.url}")
+    else:
+        console.print(f"Prefect server at {started.url} (pid {started.pid}, {started.seconds:.0f} s to start); "
+                      f"UI {started.url.removesuffix('/api')}; `lakehouse server stop` stops it")
+
+
+@server_app.command("stop")
+def server_stop(state_dir: StateDir = ".lakehouse") -> None:
+    """Stop the server `lakehouse server start` started."""
+    from pathlib import Path
+
+    from deployments.local_api import stop
+
+    pid = stop(Path(state_dir))
+    console.print(f"stopped the Prefect server (pid {pid})" if pid else "no Prefect server of ours was running")
+
+
+@server_app.command("status")
+def server_status(state_dir: StateDir = ".lakehouse") -> None:
+    """Print the URL of the running API the CLI would reuse; exit 1 if there is none."""
+    from pathlib import Path
+
+    from deployments.local_api import running_url
+
+    url = running_url(Path(state_dir))
+    if url is None:
+        console.print("no running Prefect API in " + state_dir)
+        raise typer.Exit(1)
+    console.print(url)
 
 
 quarantine_app = typer.Typer(help="Rows that row-level rules rejected, with their reasons.", no_args_is_help=True)
