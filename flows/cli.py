@@ -134,6 +134,9 @@ def simulate(
                       f"{w.orders} order lines, {w.order_items} item lines")
 
 
+_HINTED: list[bool] = []
+
+
 def _prefect_api(state_dir: str = ".lakehouse") -> None:
     """Reuse a running Prefect API: ``PREFECT_API_URL``, else the one ``lakehouse serve`` or
     ``lakehouse server start`` runs.
@@ -148,6 +151,9 @@ def _prefect_api(state_dir: str = ".lakehouse") -> None:
 
     url = running_url(Path(state_dir))
     if url is None:
+        if _HINTED:
+            return
+        _HINTED.append(True)  # once per command, not once per window of a demo or backfill
         err.print("no running Prefect API: Prefect starts a temporary one for this command (10–40 s); "
                   "`lakehouse server start` keeps one running for later commands")
         return
