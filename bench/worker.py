@@ -124,6 +124,22 @@ def step_floor(job: dict[str, Any]) -> dict[str, Any]:
     return {**figures, "rows": data.num_rows}
 
 
+def step_append(job: dict[str, Any]) -> dict[str, Any]:
+    """bronze.append (the engine's Delta commit of a batch) of the table the floor writes."""
+    import polars as pl
+    from deltalake import DeltaTable
+
+    from lakehouse import bronze
+    from lakehouse.storage import storage_options
+
+    options = storage_options(_settings(job))
+    data = pl.from_arrow(DeltaTable(job["table"], storage_options=options).to_pyarrow_table())
+    assert isinstance(data, pl.DataFrame)
+    bronze.append(job["out"], options, data.head(0), app="bench", batch=0, metadata={})  # the table exists, as in a window
+    figures, _ = measured(lambda: bronze.append(job["out"], options, data, app="bench", batch=1, metadata={}))
+    return {**figures, "rows": data.height}
+
+
 def step_merge_build(job: dict[str, Any]) -> dict[str, Any]:
     from bench.merge import build_target
 
@@ -170,7 +186,7 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "windows": step_windows,
     "flow": step_flow,
     "bronze": step_bronze,
-    "floor": step_floor,
+    "floor": step_floor, "append": step_append,
     "merge_build": step_merge_build,
     "merge": step_merge,
     "dlt": step_dlt,

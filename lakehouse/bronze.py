@@ -9,14 +9,17 @@ number) and commit metadata naming the window and the files it consumed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.commit import (
+    Landed,
     app_id,
     commit_properties,
     committed_version,
@@ -48,6 +51,13 @@ BRONZE_SCHEMA = pa.schema(
         pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+BRONZE_CONFIGURATION = {
+    # file statistics for the lineage columns only: min/max of every raw record is
+    # worthless for pruning and was a third of the append's time (1.97 s vs 1.45 s for 1M lines)
+    "delta.dataSkippingStatsColumns": ",".join(n for n in BRONZE_SCHEMA.names if n != "_raw"),
+}
+"""Table properties of a new bronze table."""
 
 
 def bronze_name(spec: TableSpec) -> str:
@@ -122,7 +132,7 @@ def ingest(
     options = storage_options(settings)
     prefix = dataset.prefix
     app = app_id(f"bronze/{name}", f"landing/{prefix}")
-    table = ensure_table(uri, BRONZE_SCHEMA, options)
+    table = ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
 
     position = cursor(table, uri, options)
     listing = pending_files(
@@ -151,6 +161,24 @@ def ingest(
     )
 
 
+def append(
+    uri: str, options: Mapping[str, str], data: pl.DataFrame, *, app: str, batch: int, metadata: Mapping[str, Any]
+) -> Landed:
+    """Append ``data`` (bronze's columns) as batch ``batch`` of ``app``: exactly once, one commit."""
+    ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
+
+    def write() -> None:
+        write_deltalake(  # the Polars frame as an Arrow stream: no copy into large strings first
+            uri,
+            data,
+            mode="append",
+            storage_options=options,
+            commit_properties=commit_properties({app: batch}, metadata),
+        )
+
+    return write_once(uri, options, transactions={app: batch}, write=write)
+
+
 def _append(
     uri: str, options: dict[str, str], app: str, batch: int, name: str, prefix: str, window: Window,
     files: list[LandedFile], position: FileCursor, landing: ObjectStore, dataset: Dataset,
@@ -163,28 +191,18 @@ def _append(
         pl.lit(prefix).alias("_source"),
         pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
     ).select(BRONZE_SCHEMA.names)
-    arrow = data.to_arrow().cast(BRONZE_SCHEMA)
     metadata = {
         "window_start": window.start.isoformat(),
         "window_end": window.end.isoformat(),
         "batch_id": batch_id,
-        "rows": arrow.num_rows,
+        "rows": data.height,
         "files": [{"key": f.key, "version": f.version, "landed_at": f.landed_at.isoformat()} for f in files],
         CURSOR_KEY: position.to_json(),
     }
 
-    def write() -> None:
-        write_deltalake(
-            uri,
-            arrow,
-            mode="append",
-            storage_options=options,
-            commit_properties=commit_properties({app: batch}, metadata),
-        )
-
-    landed = write_once(uri, options, transactions={app: batch}, write=write)
+    landed = append(uri, options, data, app=app, batch=batch, metadata=metadata)
     log.info(
         "bronze.%s: batch %s, %d files, %d rows -> version %d",
-        name, batch, len(files), arrow.num_rows, landed.version,
+        name, batch, len(files), data.height, landed.version,
     )
-    return landed.version, arrow.num_rows, landed.files_added
+    return landed.version, data.height, landed.files_added

@@ -154,14 +154,18 @@ def ensure_table(
     *,
     partition_by: list[str] | None = None,
     change_data_feed: bool = True,
+    configuration: Mapping[str, str] | None = None,
 ) -> DeltaTable:
-    """Open the table at ``uri``, creating it (with change data feed on) if it is missing."""
+    """Open the table at ``uri``, creating it (with change data feed on) if it is missing.
+
+    ``configuration``: further table properties of a new table (an existing one keeps its own).
+    """
     table = open_table(uri, storage_options)
     if table is not None:
         return table
     # a checkpoint every 10 commits keeps what opening the table reads bounded (the
     # default, 100, replays up to 100 JSON commits on every open)
-    configuration = {"delta.checkpointInterval": "10"}
+    configuration = {"delta.checkpointInterval": "10", **(configuration or {})}
     if change_data_feed:
         configuration["delta.enableChangeDataFeed"] = "true"
     try:
