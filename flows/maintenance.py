@@ -63,7 +63,8 @@ def maintenance(
         "seconds": round(time.monotonic() - started, 2),
         "tables": [d.row() for d in done],
         "rewrite": {d.optimized.table: list(d.optimized.files) for d in done if d.optimized.files},
-        "vacuum": {d.vacuumed.table: list(d.vacuumed.files) for d in done if d.vacuumed.files},
+        "vacuum": {d.vacuumed.table: [*d.vacuumed.files, *d.vacuumed.change_data] for d in done
+                   if d.vacuumed.files or d.vacuumed.change_data},
     }
     create_markdown_artifact(key="maintenance-summary", markdown=_markdown(summary), description="maintenance")
     return summary

@@ -53,6 +53,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -60,6 +61,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 from deltalake import DeltaTable
@@ -71,7 +73,7 @@ from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline
 from lakehouse.errors import CommitConflict, ConfigError
 from lakehouse.quality import scan_results_uri
-from lakehouse.storage import storage_options
+from lakehouse.storage import ObjectStore, open_store, storage_options
 
 TARGET_FILE_SIZE = 100 * 1024 * 1024
 """Files are compacted to about 100 MiB: delta-rs' default when ``delta.targetFileSize`` is unset."""
@@ -384,6 +386,8 @@ class Vacuumed:
     files: tuple[str, ...] = ()
     """The files deleted (or that would be)."""
     skipped: str | None = None
+    change_data: tuple[str, ...] = ()
+    """The change data files (``_change_data/``) deleted (or that would be)."""
 
 
 def vacuum(settings: Settings, target: Target, options: Options | None = None, *, now: datetime | None = None) -> Vacuumed:
@@ -407,7 +411,34 @@ def vacuum(settings: Settings, target: Target, options: Options | None = None, *
         table.update_incremental()  # vacuum commits too: start from the newest version
         with _conflicts(target):
             files = table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
-    return Vacuumed(target.table, hours, h.oldest_unconsumed, tuple(sorted(files)))
+    store = open_store(target.uri, settings)
+    change = expired_change_data(store, table, h, options.retention_hours, now=now or datetime.now(UTC))
+    if change and not options.dry_run:
+        store.delete(change)
+    return Vacuumed(target.table, hours, h.oldest_unconsumed, tuple(sorted(files)), change_data=tuple(change))
+
+
+def expired_change_data(store: ObjectStore, table: DeltaTable, h: Horizon, hours: int, *, now: datetime) -> list[str]:
+    """The ``_change_data/`` files no reader needs: not written by a commit at or after the
+    oldest version a consumer has not read, and older than the configured ``hours``.
+
+    delta-rs' vacuum leaves change data files alone (they are never "removed" by a commit),
+    so every merge and overwrite would add to ``_change_data/`` forever. A feed reader of
+    version ``u`` and later needs the change data files of those commits only; the age
+    bound spares a commit still being written and other readers of a recent feed.
+    """
+    listed = store.list("_change_data/")
+    if not listed:
+        return []
+    current = table.version()
+    keep_from = current + 1 if h.oldest_unconsumed is None else h.oldest_unconsumed
+    needed: set[str] = set()
+    for version in range(keep_from, current + 1):
+        for line in store.get(f"_delta_log/{version:020d}.json").decode().splitlines():
+            if '"cdc"' in line and (cdc := json.loads(line).get("cdc")):
+                needed |= {cdc["path"], unquote(cdc["path"])}
+    cutoff = now - timedelta(hours=hours)
+    return [o.key for o in listed if o.key not in needed and o.last_modified < cutoff]
 
 
 # ----------------------------------------------------------------------------- all steps
@@ -426,7 +457,8 @@ class TableMaintenance:
         """One summary line: files and bytes before and after, files rewritten and vacuumed."""
         o, v = self.optimized, self.vacuumed
         missing = self.log.note == "no table"
-        notes = ["no table yet"] if missing else [n for n in (self.log.note, v.skipped and f"vacuum skipped: {v.skipped}") if n]
+        change = v.change_data and f"{len(v.change_data)} change data files {'would be ' if self.dry_run else ''}deleted"
+        notes = ["no table yet"] if missing else [n for n in (self.log.note, v.skipped and f"vacuum skipped: {v.skipped}", change) if n]
         return {
             "table": o.table,
             "files_before": o.before.count,
@@ -437,6 +469,7 @@ class TableMaintenance:
             "zorder": ", ".join(o.zorder),
             "checkpoint": self.log.checkpoint,
             "vacuumed": len(v.files),
+            "change_data_deleted": len(v.change_data),
             "retention_hours": v.retention_hours,
             "oldest_unconsumed": v.oldest_unconsumed,
             "notes": "; ".join(notes),

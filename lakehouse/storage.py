@@ -43,6 +43,10 @@ class ObjectStore(Protocol):
         """Objects under ``prefix`` (and, with ``start_after``, keys after it), sorted by key."""
         ...
 
+    def delete(self, keys: list[str]) -> None:
+        """Delete these objects (a missing one is no error)."""
+        ...
+
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
@@ -69,6 +73,10 @@ class LocalStore:
 
     def get(self, key: str) -> bytes:
         return (self._path / key).read_bytes()
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            (self._path / key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         base = self._path / prefix if prefix else self._path
@@ -106,6 +114,15 @@ class S3Store:
     def get(self, key: str) -> bytes:
         resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
         return resp["Body"].read()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
+            chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
+            resp = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})  # type: ignore[attr-defined]
+            if resp.get("Errors"):
+                first = resp["Errors"][0]
+                raise OSError(f"cannot delete {len(resp['Errors'])} objects under {self.root}: "
+                              f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0

@@ -72,6 +72,40 @@ def test_vacuum_keeps_the_files_a_consumer_has_not_read(tmp_path: Path) -> None:
     assert len(done.files) == 4
 
 
+def change_data_files(uri: str) -> list[Path]:
+    return sorted((Path(uri) / "_change_data").rglob("*.parquet"))
+
+
+def test_vacuum_deletes_the_change_data_no_consumer_needs(tmp_path: Path) -> None:
+    # appends carry no change data files; updates (silver merges, gold overwrites) do, and
+    # delta-rs' vacuum never deletes them: without this, `_change_data/` grows forever
+    settings = Settings(warehouse=str(tmp_path))
+    target, consumer = producer(tmp_path, appends=2)
+    for i in range(3):
+        DeltaTable(target.uri).update(updates={"day": f"'u{i}'"}, predicate=f"id = {i % 2}")
+    assert len(change_data_files(target.uri)) == 3
+    last = DeltaTable(target.uri).version()
+    consume(consumer, last - 1)  # the last update not read yet
+    done = maintenance.vacuum(settings, target, NO_WAIT)
+    assert len(done.change_data) == 2 and len(change_data_files(target.uri)) == 1
+    feed = DeltaTable(target.uri).load_cdf(starting_version=last, ending_version=last).read_all()
+    assert sorted(pa.table(feed).column("day").to_pylist()) == ["u0", "u2"]  # what the consumer reads next: id 0 from u0 to u2
+
+    consume(consumer, last)
+    assert maintenance.vacuum(settings, target, maintenance.Options(retention_hours=1, margin_hours=0)).change_data == ()
+    done = maintenance.vacuum(settings, target, NO_WAIT)  # caught up, and old enough
+    assert len(done.change_data) == 1 and change_data_files(target.uri) == []
+
+
+def test_a_dry_run_lists_change_data_and_deletes_none(tmp_path: Path) -> None:
+    settings = Settings(warehouse=str(tmp_path))
+    target, consumer = producer(tmp_path, appends=1)
+    DeltaTable(target.uri).update(updates={"day": "'u'"}, predicate="id = 0")
+    consume(consumer, DeltaTable(target.uri).version())
+    done = maintenance.vacuum(settings, target, maintenance.Options(retention_hours=0, margin_hours=0, dry_run=True))
+    assert len(done.change_data) == 1 and len(change_data_files(target.uri)) == 1
+
+
 def test_a_consumer_that_never_read_keeps_everything(tmp_path: Path) -> None:
     settings = Settings(warehouse=str(tmp_path))
     target, _ = producer(tmp_path)  # the consumer's table does not exist yet
