@@ -10,14 +10,17 @@ export SODA_CORE_TELEMETRY_ENABLED = false
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 90
 
-.PHONY: install demo serve test test-fast lint bench clean
+.PHONY: install demo serve test test-fast lint bench lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# every package at the version of the lock file (requirements/*.lock, from pyproject.toml by
+# `make lock`), then the project itself without resolving anything again
+$(STAMP): pyproject.toml requirements/dev.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev]'
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements/dev.lock
+	$(VENV)/bin/uv pip install --quiet --no-deps --python $(PY) -e .
 	touch $(STAMP)
 
 demo: $(STAMP)  ## run the demo pipeline on an embedded moto S3
@@ -44,9 +47,14 @@ BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_SIZE  ?= medium
 BENCH_ARGS  ?=
 
-$(BENCH_STAMP): $(STAMP) pyproject.toml
-	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -e '.[dev,bench]'
+$(BENCH_STAMP): $(STAMP) pyproject.toml requirements/bench.lock
+	$(VENV)/bin/uv pip sync --quiet --compile-bytecode --python $(PY) requirements/bench.lock
+	$(VENV)/bin/uv pip install --quiet --no-deps --python $(PY) -e .
 	touch $(BENCH_STAMP)
+
+lock:  ## re-resolve requirements/*.lock after a change to pyproject.toml (keeps every pin it can)
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 pyproject.toml --extra dev -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 pyproject.toml --extra dev --extra bench -o requirements/bench.lock
 
 bench: $(BENCH_STAMP)  ## the benchmark: BENCH_SIZE=tiny|small|medium|large, BENCH_ARGS="--only merge --repeat 5"
 	RUNTIME__DLTHUB_TELEMETRY=false $(PY) -m bench --size $(BENCH_SIZE) --json bench-results.json $(BENCH_ARGS)
