@@ -5,6 +5,12 @@ delta-rs, DuckDB and boto3 passes through it: each GET is tallied by the kind of
 (a Delta data file, a log entry, a landing file) with the bytes sent back, so a test can
 compare what two windows read.
 
+It can also be flaky storage: ``POST /__faults?rate=0.1&lost_ack=0.3&seed=7`` makes that
+share of requests fail the way object storage does (500, 503 SlowDown, a connection reset
+before any answer, a slow answer, a body cut short) and loses the acknowledgement of that
+share of commit PUTs (``_delta_log/`` entries): the object is written, the client sees a
+500. ``rate=0`` turns it off. Each injected fault is counted in the tally.
+
 It runs as its own process (``python -m tests.s3proxy UPSTREAM``), for the reason moto
 does (STACK.md): some delta-rs calls hold the GIL while they wait for the network, so a
 server thread in the same process never answers them. ``GET /__tally`` returns the tally
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -23,7 +30,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "expect"}
 
@@ -35,6 +42,19 @@ class Tally:
     requests: Counter[str] = field(default_factory=Counter)
     bytes: Counter[str] = field(default_factory=Counter)
     data_files: set[str] = field(default_factory=set)
+    faults: Counter[str] = field(default_factory=Counter)
+    """Faults injected, by kind (``500``, ``503``, ``reset``, ``slow``, ``truncated``, ``lost_ack``)."""
+
+
+FAULTS = ("500", "503", "reset", "slow", "truncated")
+
+
+@dataclass
+class Faults:
+    rate: float = 0.0
+    lost_ack: float = 0.0
+    random: random.Random = field(default_factory=lambda: random.Random(0))
+    kinds: tuple[str, ...] = FAULTS
 
 
 def kind(path: str) -> str:
@@ -55,6 +75,7 @@ class CountingProxy:
         target = urlsplit(upstream)
         self._host, self._port = target.hostname or "127.0.0.1", target.port or 80
         self.tally = Tally()
+        self.faults = Faults()
         self._lock = threading.Lock()
         proxy = self
 
@@ -64,11 +85,36 @@ class CountingProxy:
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
+            def _fail(self, status: int, code: str) -> None:
+                data = f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>".encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/xml")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _reset(self) -> None:
+                self.close_connection = True
+                self.connection.shutdown(2)
+
             def _forward(self) -> None:
                 if self.path == "/__tally":
                     self._reply_tally()
                     return
+                if self.path.startswith("/__faults"):
+                    self._set_faults()
+                    return
                 body = self._body()
+                fault, lost = proxy.draw(self.command, unquote(urlsplit(self.path).path))
+                if fault in ("500", "503", "reset"):
+                    if fault == "reset":
+                        self._reset()
+                    else:
+                        self._fail(int(fault), "InternalError" if fault == "500" else "SlowDown")
+                    return
+                if fault == "slow":
+                    time.sleep(proxy.faults.random.uniform(0.05, 0.2))
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 if body is not None:
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
@@ -84,6 +130,9 @@ class CountingProxy:
                     conn.close()
                     self._upstream = None
                     raise
+                if lost:  # the write is applied; its acknowledgement is lost
+                    self._fail(500, "InternalError")
+                    return
                 if self.command == "GET":
                     path = unquote(urlsplit(self.path).path)
                     what = kind(path)
@@ -100,12 +149,27 @@ class CountingProxy:
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
+                    if fault == "truncated" and len(data) > 1:
+                        self.wfile.write(data[: len(data) // 2])
+                        self._reset()
+                        return
                     self.wfile.write(data)
+
+            def _set_faults(self) -> None:
+                query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                with proxy._lock:
+                    kinds = tuple(k for k in query.get("kinds", ",".join(FAULTS)).split(",") if k in FAULTS)
+                    proxy.faults = Faults(float(query.get("rate", 0)), float(query.get("lost_ack", 0)),
+                                          random.Random(int(query.get("seed", 0))), kinds or FAULTS)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def _reply_tally(self) -> None:
                 done = proxy.reset()
                 data = json.dumps(
-                    {"requests": done.requests, "bytes": done.bytes, "data_files": sorted(done.data_files)}
+                    {"requests": done.requests, "bytes": done.bytes, "data_files": sorted(done.data_files),
+                     "faults": done.faults}
                 ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -139,6 +203,21 @@ class CountingProxy:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def draw(self, method: str, path: str) -> tuple[str | None, bool]:
+        """The fault for this request (or None), and whether its acknowledgement is lost."""
+        with self._lock:
+            f = self.faults
+            fault = f.random.choice(f.kinds) if f.rate and f.random.random() < f.rate else None
+            if fault == "truncated" and method != "GET":
+                fault = None  # only a body sent back can be cut short
+            lost = (fault is None and method == "PUT" and "/_delta_log/" in path and not path.endswith(".tmp")
+                    and f.lost_ack > 0 and f.random.random() < f.lost_ack)
+            if fault:
+                self.tally.faults[fault] += 1
+            if lost:
+                self.tally.faults["lost_ack"] += 1
+        return fault, lost
 
     def reset(self) -> Tally:
         """The tally so far, and a fresh one from now on."""
@@ -174,7 +253,15 @@ class ProxyProcess:
         """What was read since the last call (and start a fresh tally)."""
         with urllib.request.urlopen(f"{self.endpoint_url}/__tally", timeout=30) as resp:
             data = json.loads(resp.read())
-        return Tally(Counter(data["requests"]), Counter(data["bytes"]), set(data["data_files"]))
+        return Tally(Counter(data["requests"]), Counter(data["bytes"]), set(data["data_files"]), Counter(data["faults"]))
+
+    def set_faults(self, rate: float, *, lost_ack: float = 0.0, seed: int = 0, kinds: tuple[str, ...] = FAULTS) -> None:
+        """Make this share of requests fail (0 turns faults off); see the module doc."""
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/__faults?rate={rate}&lost_ack={lost_ack}&seed={seed}&kinds={','.join(kinds)}",
+            method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
     def stop(self) -> None:
         self._process.terminate()
