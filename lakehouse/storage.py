@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
-from lakehouse.errors import SourceUnavailable
+from lakehouse.errors import SourceUnavailable, StorageMissing, one_line, reported
 
 if TYPE_CHECKING:
     from lakehouse.config import Settings
@@ -141,7 +141,10 @@ class S3Store:
                         )
                     )
         except Exception as exc:  # botocore raises many unrelated classes for "down"
-            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {exc}") from exc
+            error = reported(exc, roots=(self.root,))
+            if isinstance(error, StorageMissing):
+                raise error from exc  # no retry creates a bucket
+            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {one_line(str(exc))}") from exc
         return sorted(out)
 
 
