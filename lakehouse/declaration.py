@@ -456,7 +456,10 @@ _DUCKDB_TYPES = {
 }
 
 
-def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str, problems: _Problems) -> GoldModel | None:
+def _model(
+    name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str, problems: _Problems,
+    declared: frozenset[str] = frozenset(),
+) -> GoldModel | None:
     import duckdb
 
     from lakehouse.models import referenced_tables
@@ -469,6 +472,8 @@ def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str,
     except Exception as exc:  # duckdb raises its own parser errors
         problems.add(where + ".sql", f"does not parse: {exc}")
         return None
+    if any(t in declared and t not in datasets for t in inputs):
+        return None  # an input is declared but invalid: its own problem is reported, not a follow-on
     unknown = [t for t in inputs if t not in datasets]
     if unknown or not inputs:
         problems.add(
@@ -561,7 +566,7 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
             if mname in pipe.datasets:
                 problems.add(f"{where}.gold.{mname}", f"{mname!r} is also a dataset: give the model another name")
                 continue
-            model = _model(mname, mdecl, datasets, f"{where}.gold.{mname}", problems)
+            model = _model(mname, mdecl, datasets, f"{where}.gold.{mname}", problems, frozenset(pipe.datasets))
             if model is not None:
                 models.append(model)
         intervals = {s.interval for s in pipe.sources.values()}
