@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lakehouse.errors import ConfigError
 from lakehouse.specs import SIMPLE_TYPES, Check, Column, TableSpec
+from lakehouse.storage import unsafe_reason
 
 DEFAULT_FILE = "lakehouse.yaml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -44,6 +53,14 @@ def _interval(value: Any) -> Any:
 
 
 Interval = Annotated[timedelta, BeforeValidator(_interval)]
+
+
+def _confined_prefix(value: str) -> str:
+    """A landing prefix stays under the landing root: no ``..``, no absolute path."""
+    reason = unsafe_reason(value.strip("/") if not value.startswith("/") else value)
+    if reason is not None:
+        raise ValueError(f"{value!r}: {reason}")
+    return value
 
 
 class _Model(BaseModel):
@@ -69,6 +86,11 @@ class SourceDecl(_Model):
     """At most this many bytes of files per bronze commit (a larger single file is its own batch)."""
     max_batch_rows: int = Field(default=1_000_000, ge=1)
     """At most about this many bronze rows per silver promotion (whole bronze commits are taken)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        return _confined_prefix(value)
 
     @model_validator(mode="after")
     def _interval_range(self) -> SourceDecl:
@@ -163,6 +185,11 @@ class DatasetDecl(_Model):
     zorder: list[str] | str = []
     """Columns to z-order the silver table's files by (maintenance), not the partition column."""
     description: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str | None) -> str | None:
+        return None if value is None else _confined_prefix(value)
 
     def key_columns(self) -> list[str]:
         return [self.key] if isinstance(self.key, str) else list(self.key)
@@ -487,6 +514,8 @@ def _model(
     for t in inputs:
         cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in datasets[t].spec.columns)
         con.execute(f'CREATE TABLE silver."{t}" ({cols})')
+    con.execute("SET enable_external_access = false")  # a model reads silver, never a file (not even here)
+    con.execute("SET lock_configuration = true")
     try:
         described = con.execute(f"DESCRIBE ({decl.sql})").fetchall()
     except duckdb.Error as exc:

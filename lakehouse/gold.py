@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
@@ -29,6 +30,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import GoldModel, Pipeline
+from lakehouse.errors import ConfigError
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.storage import open_store, storage_options
@@ -143,6 +145,11 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
             old=before, current=snapshots, con=con,
         )
         rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
+    except duckdb.PermissionException as exc:
+        raise ConfigError(
+            f"{model.spec.qualified_name}: a gold model reads only silver tables (silver.<dataset>); "
+            f"DuckDB refused: {str(exc).splitlines()[0]}"
+        ) from exc
     finally:
         con.close()
     rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())

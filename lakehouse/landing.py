@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from lakehouse.storage import ObjectInfo, ObjectStore
+from lakehouse.storage import ObjectInfo, ObjectStore, UnsafeKey
 
 _KEY_TIME = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})/")
 
@@ -286,7 +286,13 @@ def read_lines(
     """
     frames = []
     for f in files:
-        frame = parse_file(store.get(f.key), format=format, compression=compression, key=f.key).with_columns(
+        try:
+            data = store.get(f.key)
+        except UnsafeKey as exc:  # a '..' key, or a link out of a local landing area: never read
+            parsed = unreadable(b"", f"refused: {exc}")
+        else:
+            parsed = parse_file(data, format=format, compression=compression, key=f.key)
+        frame = parsed.with_columns(
             pl.lit(f.key).alias("_source_position"),
             pl.lit(f.version).alias("_source_version"),
             pl.lit(f.landed_at).cast(pl.Datetime("us", "UTC")).alias("_landed_at"),
