@@ -23,6 +23,8 @@ def engine_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except TimeoutError:
+            raise  # Prefect's own task timeout: its state says so, and it is retried as it is
         except Exception as exc:
             settings = args[0] if args else kwargs.get("settings")
             roots = (getattr(settings, "warehouse", ""), getattr(settings, "landing_root", ""))
