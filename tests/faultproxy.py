@@ -40,11 +40,18 @@ def serve(upstream: str, pattern: str, count: int, status: int, code: str) -> Th
             if fault:
                 data = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected</Message></Error>".encode()
             else:
-                conn = http.client.HTTPConnection(host, port, timeout=120)
+                conn = getattr(self, "_upstream", None)
+                if conn is None:  # one upstream connection per client connection, kept alive
+                    conn = self._upstream = http.client.HTTPConnection(host, port, timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    self._upstream = None
+                    raise
             self.send_response(status if fault else resp.status)
             if not fault:
                 for k, v in resp.getheaders():
