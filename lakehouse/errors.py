@@ -106,6 +106,9 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, TerminalError):
         return False
     if isinstance(exc, TransientError):
+        cause = exc.__cause__
+        if isinstance(exc, SourceUnavailable) and cause is not None and isinstance(getattr(cause, "response", None), dict):
+            return is_transient(cause)  # the store answered: 5xx is an outage, 4xx (no bucket, access denied) is not
         return missing_bucket(exc) is None
     name = type(exc).__name__
     module = type(exc).__module__ or ""

@@ -96,3 +96,11 @@ def test_messages_we_raise_or_report_carry_no_colour_codes() -> None:
     assert strip_ansi("\x1b[31m↳\x1b[0m x") == "↳ x"
     bug = TypeError("plain")
     assert reported(bug) is bug  # a bug keeps its type and traceback
+
+
+def test_a_listing_that_failed_on_a_4xx_answer_is_not_retried() -> None:
+    denied = SourceUnavailable("cannot list s3://b/landing/orders")
+    denied.__cause__ = ClientError({"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "ListObjectsV2")
+    slow = SourceUnavailable("cannot list s3://b/landing/orders")
+    slow.__cause__ = ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "ListObjectsV2")
+    assert not is_transient(denied) and is_transient(slow)
