@@ -199,7 +199,7 @@ def run(
         raise typer.Exit(2) from exc
     ok, result = _run_window(_time(at), interval, pipeline)
     if not ok:
-        err.print(f"[red]run failed:[/] {result}")
+        err.print(f"[red]run failed:[/] {result}", soft_wrap=True)
         raise typer.Exit(1)
     _print_summary(result)
 

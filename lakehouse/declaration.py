@@ -22,10 +22,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lakehouse.errors import ConfigError
 from lakehouse.specs import SIMPLE_TYPES, Check, Column, TableSpec
+from lakehouse.storage import unsafe_reason
 
 DEFAULT_FILE = "lakehouse.yaml"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -44,6 +53,14 @@ def _interval(value: Any) -> Any:
 
 
 Interval = Annotated[timedelta, BeforeValidator(_interval)]
+
+
+def _confined_prefix(value: str) -> str:
+    """A landing prefix stays under the landing root: no ``..``, no absolute path."""
+    reason = unsafe_reason(value.strip("/") if not value.startswith("/") else value)
+    if reason is not None:
+        raise ValueError(f"{value!r}: {reason}")
+    return value
 
 
 class _Model(BaseModel):
@@ -69,6 +86,11 @@ class SourceDecl(_Model):
     """At most this many bytes of files per bronze commit (a larger single file is its own batch)."""
     max_batch_rows: int = Field(default=1_000_000, ge=1)
     """At most about this many bronze rows per silver promotion (whole bronze commits are taken)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        return _confined_prefix(value)
 
     @model_validator(mode="after")
     def _interval_range(self) -> SourceDecl:
@@ -163,6 +185,11 @@ class DatasetDecl(_Model):
     zorder: list[str] | str = []
     """Columns to z-order the silver table's files by (maintenance), not the partition column."""
     description: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str | None) -> str | None:
+        return None if value is None else _confined_prefix(value)
 
     def key_columns(self) -> list[str]:
         return [self.key] if isinstance(self.key, str) else list(self.key)
@@ -456,7 +483,10 @@ _DUCKDB_TYPES = {
 }
 
 
-def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str, problems: _Problems) -> GoldModel | None:
+def _model(
+    name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str, problems: _Problems,
+    declared: frozenset[str] = frozenset(),
+) -> GoldModel | None:
     import duckdb
 
     from lakehouse.models import referenced_tables
@@ -469,6 +499,8 @@ def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str,
     except Exception as exc:  # duckdb raises its own parser errors
         problems.add(where + ".sql", f"does not parse: {exc}")
         return None
+    if any(t in declared and t not in datasets for t in inputs):
+        return None  # an input is declared but invalid: its own problem is reported, not a follow-on
     unknown = [t for t in inputs if t not in datasets]
     if unknown or not inputs:
         problems.add(
@@ -482,6 +514,8 @@ def _model(name: str, decl: ModelDecl, datasets: dict[str, Dataset], where: str,
     for t in inputs:
         cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in datasets[t].spec.columns)
         con.execute(f'CREATE TABLE silver."{t}" ({cols})')
+    con.execute("SET enable_external_access = false")  # a model reads silver, never a file (not even here)
+    con.execute("SET lock_configuration = true")
     try:
         described = con.execute(f"DESCRIBE ({decl.sql})").fetchall()
     except duckdb.Error as exc:
@@ -561,7 +595,7 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
             if mname in pipe.datasets:
                 problems.add(f"{where}.gold.{mname}", f"{mname!r} is also a dataset: give the model another name")
                 continue
-            model = _model(mname, mdecl, datasets, f"{where}.gold.{mname}", problems)
+            model = _model(mname, mdecl, datasets, f"{where}.gold.{mname}", problems, frozenset(pipe.datasets))
             if model is not None:
                 models.append(model)
         intervals = {s.interval for s in pipe.sources.values()}

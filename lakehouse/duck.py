@@ -8,13 +8,15 @@ filters and the dynamic filters of joins skip files and row groups by their stat
 
 from __future__ import annotations
 
+import os
+import tempfile
 import threading
 from urllib.parse import urlparse
 
 import duckdb
 
 from lakehouse.config import Settings
-from lakehouse.storage import is_s3
+from lakehouse.storage import is_s3, join
 
 _installed: set[str] = set()
 _lock = threading.Lock()
@@ -80,4 +82,21 @@ def _database(settings: Settings) -> duckdb.DuckDBPyConnection:
                 f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}",
             ]
         con.execute(f"CREATE SECRET lakehouse_s3 ({', '.join(parts)})")
+    _confine(con, settings)
     return con
+
+
+def _confine(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Gold SQL reads silver and nothing else: no other file, URL, extension or setting.
+
+    DuckDB's external access is turned off except for the warehouse's ``silver/`` folder
+    (where ``delta_scan`` reads the inputs) and a private spill folder, and the
+    configuration is locked so that a model's SQL cannot turn it back on:
+    ``read_text('/etc/hostname')`` or ``read_csv('/etc/passwd')`` fail with a permission error.
+    """
+    silver = join(settings.warehouse if is_s3(settings.warehouse) else os.path.abspath(settings.warehouse), "silver") + "/"
+    spill = tempfile.mkdtemp(prefix="lakehouse-duckdb-")
+    con.execute(f"SET temp_directory = {_quoted(spill)}")
+    con.execute(f"SET allowed_directories = [{_quoted(silver)}, {_quoted(spill + '/')}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")

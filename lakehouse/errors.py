@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (delta-rs colours the arrows of its error chains)."""
+    return _ANSI.sub("", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` without colour codes, its lines and runs of spaces joined by single spaces."""
+    return " ".join(strip_ansi(text).split())
+
 
 class LakehouseError(Exception):
-    """Base of every error the lakehouse raises on purpose."""
+    """Base of every error the lakehouse raises on purpose; its message never carries colour codes."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(strip_ansi(a) if isinstance(a, str) else a for a in args))
 
 
 class TransientError(LakehouseError):
@@ -23,6 +40,10 @@ class CommitConflict(TransientError):
     """Another writer committed first; reload the table and try again."""
 
 
+class StorageMissing(TerminalError):
+    """A bucket (or a local warehouse's parent) does not exist: no retry can create it."""
+
+
 class ConfigError(TerminalError):
     """The configuration is invalid."""
 
@@ -38,3 +59,98 @@ class GateFailed(TerminalError):
         super().__init__(message)
         self.table = table
         self.failed_checks = failed_checks
+
+
+# --- what a retry can cure -----------------------------------------------------------------
+
+_TRANSIENT_CODES = frozenset({
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "RequestTimeoutException",
+    "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+    "ProvisionedThroughputExceededException", "500", "502", "503", "504",
+})
+"""S3 (and AWS) error codes that mean "not now", not "never"."""
+
+_TERMINAL_STORAGE = re.compile(
+    r"NoSuchBucket|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|InvalidBucketName|"
+    r"\b40[0134] (Bad Request|Unauthorized|Forbidden|Not Found)\b"
+)
+"""What in a storage error's message says that retrying cannot help (a 4xx answer)."""
+
+_BUCKET = re.compile(r"<BucketName>([^<]+)</BucketName>")
+
+
+def missing_bucket(exc: BaseException) -> str | None:
+    """The bucket ``exc`` says does not exist (boto3 or delta-rs), else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and (response.get("Error") or {}).get("Code") == "NoSuchBucket":
+        return str(response["Error"].get("BucketName") or "") or "?"
+    text = str(exc)
+    if "NoSuchBucket" in text:
+        found = _BUCKET.search(text)
+        return found.group(1) if found else "?"
+    cause = exc.__cause__
+    return missing_bucket(cause) if cause is not None and cause is not exc else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a retry may cure ``exc``: an outage or a conflicting commit, never a bug.
+
+    Transient: :class:`TransientError` (a source that is down, a :class:`CommitConflict`),
+    delta-rs' commit conflicts, network and storage errors (``OSError``, connection resets,
+    timeouts, botocore's connection and endpoint errors, S3 5xx and ``SlowDown``). Not
+    transient: :class:`TerminalError` (a blocked gate, a bad declaration, a missing
+    bucket), a storage error that is a 4xx answer (missing bucket, access denied), a
+    permission error, and everything else: ``TypeError``, ``KeyError``, ``ValueError`` …
+    are bugs or bad input, and run the same way every time.
+    """
+    if isinstance(exc, TerminalError):
+        return False
+    if isinstance(exc, TransientError):
+        cause = exc.__cause__
+        if isinstance(exc, SourceUnavailable) and cause is not None and isinstance(getattr(cause, "response", None), dict):
+            return is_transient(cause)  # the store answered: 5xx is an outage, 4xx (no bucket, access denied) is not
+        return missing_bucket(exc) is None
+    name = type(exc).__name__
+    module = type(exc).__module__ or ""
+    if name == "CommitFailedError":  # deltalake: another writer committed first
+        return True
+    if module.startswith("botocore"):
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):  # a ClientError: the service answered
+            error = response.get("Error") or {}
+            status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+            return str(error.get("Code")) in _TRANSIENT_CODES or status >= 500
+        # EndpointConnectionError, ConnectionClosedError, ReadTimeoutError …
+        return name.endswith(("ConnectionError", "ConnectionClosedError", "TimeoutError", "HTTPClientError"))
+    if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
+        return False
+    if isinstance(exc, OSError):  # delta-rs reports object store failures as OSError
+        return _TERMINAL_STORAGE.search(strip_ansi(str(exc))) is None
+    return False
+
+
+def reported(exc: BaseException, *, roots: tuple[str, ...] = ()) -> BaseException:
+    """The error to report for ``exc``: one line, no colour codes, classed transient or terminal.
+
+    A missing bucket becomes :class:`StorageMissing` naming the bucket and which of
+    ``roots`` (the warehouse, the landing area) lives in it; another transient failure
+    from outside the lakehouse becomes :class:`SourceUnavailable` with its cleaned message;
+    a message with colour codes is cleaned (as a :class:`TerminalError`). Anything else is
+    returned as it is (a bug keeps its type and traceback).
+    """
+    bucket = None if isinstance(exc, TerminalError) else missing_bucket(exc)
+    if bucket is not None:
+        where = [r for r in roots if r.startswith(f"s3://{bucket}/") or r == f"s3://{bucket}"]
+        named = f" ({', '.join(where)})" if where else ""
+        return StorageMissing(
+            f"bucket '{bucket}' does not exist{named}: create it, or point LAKEHOUSE_WAREHOUSE / "
+            "LAKEHOUSE_LANDING at a bucket that does"
+        )
+    if isinstance(exc, LakehouseError):
+        return exc
+    text = str(exc)
+    if is_transient(exc):
+        return SourceUnavailable(f"{type(exc).__name__}: {one_line(text)}")
+    if _ANSI.search(text):
+        return TerminalError(f"{type(exc).__name__}: {one_line(text)}")
+    return exc

@@ -14,11 +14,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse import duck, sql
+from lakehouse import cdf, duck, sql
 from lakehouse.commit import (
     app_id,
     commit_properties,
@@ -29,9 +30,10 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import GoldModel, Pipeline
+from lakehouse.errors import ConfigError
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
-from lakehouse.storage import storage_options
+from lakehouse.storage import open_store, storage_options
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,19 @@ def _app(model: GoldModel, upstream: str) -> str:
     return app_id(f"gold/{model.spec.name}", f"silver/{upstream}")
 
 
-def _changes(table: DeltaTable, start: int, end: int) -> pl.DataFrame:
-    """Silver's change data feed for versions ``start..end``: every pre- and post-image."""
-    reader = table.load_cdf(starting_version=start, ending_version=end)
-    frame = pl.from_arrow(pa.table(reader.read_all()))
+def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: str) -> pl.DataFrame:
+    """Silver's change data feed for versions ``start..end``: every pre- and post-image.
+
+    A table partitioned by values with a space or ``%`` has its feed read from the log
+    (:mod:`lakehouse.cdf`): delta-rs' ``load_cdf`` does not find those files.
+    """
+    try:
+        reader = table.load_cdf(starting_version=start, ending_version=end)
+        frame = pl.from_arrow(pa.table(reader.read_all()))
+    except Exception as exc:
+        if not cdf.needs_log_reader(exc):
+            raise
+        frame = cdf.changes(table, open_store(uri, settings), start, end)
     assert isinstance(frame, pl.DataFrame)
     return frame
 
@@ -116,7 +127,9 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     if not changed:
         return None
 
-    changes = {n: _changes(tables[n], since[n] + 1, current[n]) for n in changed}
+    changes = {
+        n: _changes(tables[n], since[n] + 1, current[n], settings, settings.table_uri("silver", n)) for n in changed
+    }
     columns = {n: tuple(pipeline.dataset(n).spec.column_names) for n in tables}
     snapshots = {n: DeltaSnapshot(tables[n].table_uri, current[n], columns[n]) for n in tables}
     # the previous snapshot differs from the current one only by the feed's pre-images
@@ -132,6 +145,11 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
             old=before, current=snapshots, con=con,
         )
         rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
+    except duckdb.PermissionException as exc:
+        raise ConfigError(
+            f"{model.spec.qualified_name}: a gold model reads only silver tables (silver.<dataset>); "
+            f"DuckDB refused: {str(exc).splitlines()[0]}"
+        ) from exc
     finally:
         con.close()
     rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())

@@ -8,16 +8,19 @@ else from the object's last-modified time.
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import io
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from lakehouse.storage import ObjectInfo, ObjectStore
+from lakehouse.storage import ObjectInfo, ObjectStore, UnsafeKey
 
 _KEY_TIME = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})/")
 
@@ -217,19 +220,49 @@ def _records_as_json(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     ).with_columns(pl.col("_line").cast(pl.Int64))
 
 
+UNREADABLE_LINE = 0
+"""``_line`` of the one row that stands for a whole file that could not be read (records start at 1)."""
+
+UNREADABLE_INLINE_BYTES = 16 * 2**20
+"""An unreadable file up to this size is kept whole in bronze (base64); a larger one by reference."""
+
+
+def unreadable(data: bytes, cause: str) -> pl.DataFrame:
+    """The one row standing for a file that cannot be read: its cause, its digest and its bytes.
+
+    ``_raw`` is three lines: ``unreadable: <cause>``, ``sha256:<hex> bytes:<n>`` and
+    ``base64:<the whole file>`` (for a file over :data:`UNREADABLE_INLINE_BYTES`, a note
+    instead: the file stays at its key and version). ``_line`` is :data:`UNREADABLE_LINE`.
+    """
+    digest = f"sha256:{hashlib.sha256(data).hexdigest()} bytes:{len(data)}"
+    if len(data) <= UNREADABLE_INLINE_BYTES:
+        body = "base64:" + base64.b64encode(data).decode("ascii")
+    else:
+        body = f"base64: not kept (over {UNREADABLE_INLINE_BYTES} bytes); the file is at _source_position, _source_version"
+    text = f"unreadable: {' '.join(cause.split()).replace('; ', ', ')}\n{digest}\n{body}"
+    return pl.DataFrame({"_line": [UNREADABLE_LINE], "_raw": [text]}, schema={"_line": pl.Int64, "_raw": pl.String})
+
+
+def _cause(what: str, exc: BaseException) -> str:
+    """``gzip: Error -3 while decompressing data: invalid block type (zlib.error)``."""
+    kind = type(exc).__name__ if type(exc).__module__ == "builtins" else f"{type(exc).__module__}.{type(exc).__name__}"
+    return f"{what}: {exc} ({kind})"
+
+
 def parse_file(data: bytes, *, format: str = "jsonl", compression: str = "none", key: str = "") -> pl.DataFrame:
     """The records of one file as ``_raw`` text and ``_line`` numbers.
 
     JSONL: one row per non-blank line, as received. CSV and Parquet: one JSON object per
     row (CSV values stay text, typed later like JSON fields). A file that cannot be read
-    in its format becomes one row holding its text, so that silver quarantines it with a
-    reason instead of bronze losing it.
+    at all (a corrupt or truncated gzip, a file that is not Parquet) becomes one row
+    (:func:`unreadable`) holding its cause and the whole file, so that silver quarantines
+    it with that cause instead of bronze losing it or the run failing on it.
     """
     if compression == "gzip" or key.endswith(".gz"):
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            return pl.DataFrame({"_raw": [f"unreadable gzip file: {exc}"], "_line": [1]}, schema={"_raw": pl.String, "_line": pl.Int64})
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
+            return unreadable(data, _cause("gzip", exc))
     if format == "jsonl":
         return _lines_of_text(data.decode("utf-8-sig", errors="replace"))
     try:
@@ -239,8 +272,7 @@ def parse_file(data: bytes, *, format: str = "jsonl", compression: str = "none",
         if format == "parquet":
             return _records_as_json(pl.read_parquet(io.BytesIO(data)), first_line=1)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        text = data[:10000].decode("utf-8", errors="replace")
-        return pl.DataFrame({"_raw": [f"unreadable {format} file ({exc}): {text}"], "_line": [1]}, schema={"_raw": pl.String, "_line": pl.Int64})
+        return unreadable(data, _cause(format, exc))
     raise ValueError(f"unknown format {format!r}")
 
 
@@ -254,7 +286,13 @@ def read_lines(
     """
     frames = []
     for f in files:
-        frame = parse_file(store.get(f.key), format=format, compression=compression, key=f.key).with_columns(
+        try:
+            data = store.get(f.key)
+        except UnsafeKey as exc:  # a '..' key, or a link out of a local landing area: never read
+            parsed = unreadable(b"", f"refused: {exc}")
+        else:
+            parsed = parse_file(data, format=format, compression=compression, key=f.key)
+        frame = parsed.with_columns(
             pl.lit(f.key).alias("_source_position"),
             pl.lit(f.version).alias("_source_version"),
             pl.lit(f.landed_at).cast(pl.Datetime("us", "UTC")).alias("_landed_at"),

@@ -35,6 +35,7 @@ from lakehouse.declaration import Dataset
 from lakehouse.errors import LakehouseError
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
+from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
@@ -222,10 +223,12 @@ def prepare(
         return None  # only the table's creation: nothing to promote yet
     references = reference_keys(settings, spec, increment, upstream)
     parsed = parse_records(increment.lazy(), spec, references).collect()
+    # batch-level checks measure records: a file that could not be read is quarantined, not a NULL row
+    records = parsed.filter(pl.col("_line") != UNREADABLE_LINE)
     gate = run_gate(
-        parsed.select(spec.column_names), spec, stage="bronze_to_silver", strict=False,
+        records.select(spec.column_names), spec, stage="bronze_to_silver", strict=False,
         references=references, now=now,
-    )
+    ) if not records.is_empty() else GateResult(spec.qualified_name, "bronze_to_silver", True, (), 0)
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
     clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
     valid = collapse(clean.lazy(), spec).collect()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
-from lakehouse.errors import SourceUnavailable
+from lakehouse.errors import SourceUnavailable, StorageMissing, one_line, reported
 
 if TYPE_CHECKING:
     from lakehouse.config import Settings
@@ -48,6 +48,38 @@ class ObjectStore(Protocol):
         ...
 
 
+class UnsafeKey(ValueError):
+    """A key or prefix that would reach outside its store's root (``..``, an absolute path, a link out)."""
+
+
+def unsafe_reason(key: str) -> str | None:
+    """Why ``key`` (or a prefix) could leave the root it is relative to, or None when it cannot.
+
+    >>> unsafe_reason("orders/2026/part-0.jsonl") is None
+    True
+    >>> unsafe_reason("../../outside")
+    "'..' is not allowed in a landing key or prefix (it leaves the landing root)"
+    """
+    if key.startswith(("/", "~")) or (len(key) > 1 and key[1] == ":"):
+        return "an absolute path is not allowed in a landing key or prefix (keys are relative to the landing root)"
+    if "\\" in key or any(ord(ch) < 32 for ch in key):
+        return "a backslash or a control character is not allowed in a landing key or prefix"
+    parts = key.split("/")
+    if ".." in parts:
+        return "'..' is not allowed in a landing key or prefix (it leaves the landing root)"
+    if "." in parts:
+        return "'.' is not allowed as a part of a landing key or prefix"
+    return None
+
+
+def confined(key: str) -> str:
+    """``key``, or :class:`UnsafeKey` when it could leave its store's root."""
+    reason = unsafe_reason(key)
+    if reason is not None:
+        raise UnsafeKey(f"{key!r}: {reason}")
+    return key
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
@@ -64,22 +96,30 @@ class LocalStore:
         self.root = str(root)
         self._path = Path(root)
 
+    def _inside(self, key: str) -> Path:
+        """The path of ``key``; :class:`UnsafeKey` if it, or a symbolic link on the way, leads out of the root."""
+        path = self._path / confined(key)
+        root = self._path.resolve()
+        if not path.resolve().is_relative_to(root):
+            raise UnsafeKey(f"{key!r}: a symbolic link to {path.resolve()}, outside the landing root {root}")
+        return path
+
     def put(self, key: str, data: bytes) -> None:
-        path = self._path / key
+        path = self._inside(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
 
     def get(self, key: str) -> bytes:
-        return (self._path / key).read_bytes()
+        return self._inside(key).read_bytes()
 
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             (self._path / key).unlink(missing_ok=True)
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
-        base = self._path / prefix if prefix else self._path
+        base = self._path / confined(prefix) if prefix else self._path
         if not base.exists():
             return []
         out = []
@@ -106,6 +146,7 @@ class S3Store:
         self._client = client
 
     def _key(self, key: str) -> str:
+        confined(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> None:
@@ -141,7 +182,10 @@ class S3Store:
                         )
                     )
         except Exception as exc:  # botocore raises many unrelated classes for "down"
-            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {exc}") from exc
+            error = reported(exc, roots=(self.root,))
+            if isinstance(error, StorageMissing):
+                raise error from exc  # no retry creates a bucket
+            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {one_line(str(exc))}") from exc
         return sorted(out)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.specs import Check, Column, TableSpec
 
 ORDER_COLUMNS = ("_landed_at", "_source_position", "_line")
@@ -117,8 +118,10 @@ def parse_records(
     typed = [_convert(pl.col(f"__text_{c.name}"), c).alias(c.name) for c in fields]
     derived = [_derive(c).alias(c.name) for c in spec.columns if c.derive is not None]
 
+    unreadable = pl.col("_line") == UNREADABLE_LINE  # a whole file that could not be read: its cause
     reasons: list[pl.Expr] = [
-        pl.when(~is_object).then(pl.lit("malformed: not a parseable JSON object")),
+        pl.when(unreadable).then(pl.coalesce(raw.str.extract(r"^(unreadable: [^\n]*)"), pl.lit("unreadable file"))),
+        pl.when(~is_object & ~unreadable).then(pl.lit("malformed: not a parseable JSON object")),
         pl.when(raw.str.contains("\ufffd", literal=True)).then(pl.lit("encoding: not valid UTF-8")),
     ]
     for c in fields:

@@ -1,20 +1,52 @@
-"""Retry policy shared by the tasks: transient failures retry with backoff and jitter."""
+"""What the tasks share: errors reported cleanly, and retries for what a retry can cure."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from lakehouse.errors import TerminalError
+from lakehouse.errors import is_transient, reported
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def engine_errors(fn: F) -> F:
+    """Re-raise what an engine call raises as :func:`lakehouse.errors.reported` says.
+
+    A missing bucket fails at once with one line naming it; a storage or network failure
+    becomes ``SourceUnavailable`` (retried) with its message cleaned of colour codes; a bug
+    is re-raised as it is. The original error stays the cause, with its traceback.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TimeoutError:
+            raise  # Prefect's own task timeout: its state says so, and it is retried as it is
+        except Exception as exc:
+            settings = args[0] if args else kwargs.get("settings")
+            roots = (getattr(settings, "warehouse", ""), getattr(settings, "landing_root", ""))
+            error = reported(exc, roots=tuple(r for r in roots if r))
+            if error is exc:
+                raise
+            raise error from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry unless the failure is terminal (a blocked gate, a bad configuration)."""
+    """Retry only what a retry can cure (:func:`lakehouse.errors.is_transient`).
+
+    Storage and network outages and commit conflicts are retried; a blocked gate, a bad
+    declaration, a missing bucket and a bug (``TypeError``, ``KeyError``, ``ValueError`` …)
+    are not: they would fail the same way three more times.
+    """
     try:
         state.result()
-    except TerminalError:
-        return False
-    except Exception:
-        return True
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 

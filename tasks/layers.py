@@ -18,7 +18,7 @@ from lakehouse.declaration import Dataset, GoldModel, Pipeline
 from lakehouse.gates import GateResult, blocking_error
 from lakehouse.storage import open_store
 from lakehouse.window import Window
-from tasks.common import RETRY
+from tasks.common import RETRY, engine_errors
 
 # Tags are left off the tasks on purpose: a tagged task run takes a tag-concurrency lease
 # through the API, which measured 14–22 s per window against 3.3 s untagged (Prefect 3.8.8,
@@ -26,6 +26,7 @@ from tasks.common import RETRY
 
 
 @task(name="bronze", task_run_name="bronze {dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def ingest_bronze(settings: Settings, dataset: Dataset, window: Window) -> bronze.BronzeResult:
     """Append the files of ``dataset`` that landed before the window's end to bronze."""
     result = bronze.ingest(settings, dataset, window, landing=open_store(settings.landing_root, settings))
@@ -91,6 +92,7 @@ def raise_if_blocked(results: list[GateResult], *, window: Window | None = None)
 
 
 @task(name="silver-gate", task_run_name="gate silver.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def prepare_silver(
     settings: Settings,
     dataset: Dataset,
@@ -110,6 +112,7 @@ def prepare_silver(
 
 
 @task(name="silver-merge", task_run_name="merge silver.{batch.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.SilverResult:
     """Merge a gated batch into silver."""
     result = silver.commit(settings, batch)
@@ -122,6 +125,7 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
 
 
 @task(name="gold-gate", task_run_name="gate gold.{model.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel, window: Window | None = None) -> gold.GoldBatch | None:
     """Find the partitions silver's changes touch, recompute them, and gate the rows read and made."""
     batch = gold.prepare(settings, pipeline, model)
@@ -132,6 +136,7 @@ def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel, windo
 
 
 @task(name="gold-overwrite", task_run_name="overwrite gold.{batch.model.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
     """Replace the touched partitions of the gold table."""
     result = gold.commit(settings, batch)
@@ -147,6 +152,7 @@ def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
 
 
 @task(name="quarantine-replay", task_run_name="replay quarantine.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def replay_quarantined(settings: Settings, dataset: Dataset) -> replay.ReplayResult:
     """Append the quarantined rows of ``dataset`` that pass the rules now to its bronze table."""
     result = replay.replay(settings, dataset)

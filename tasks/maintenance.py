@@ -12,10 +12,11 @@ from prefect.cache_policies import NO_CACHE
 
 from lakehouse import maintenance
 from lakehouse.config import Settings
-from tasks.common import RETRY
+from tasks.common import RETRY, engine_errors
 
 
 @task(name="optimize", task_run_name="optimize {target.table}", timeout_seconds=1800, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def optimize_table(settings: Settings, target: maintenance.Target, options: maintenance.Options) -> maintenance.Optimized:
     """Compact (or z-order) the table's small files."""
     result = maintenance.optimize(settings, target, options)
@@ -27,6 +28,7 @@ def optimize_table(settings: Settings, target: maintenance.Target, options: main
 
 
 @task(name="tidy-log", task_run_name="log {target.table}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def tidy_table_log(settings: Settings, target: maintenance.Target, options: maintenance.Options) -> maintenance.LogTidied:
     """Checkpoint the table's log and delete expired entries no consumer needs."""
     result = maintenance.tidy_log(settings, target, options)
@@ -35,6 +37,7 @@ def tidy_table_log(settings: Settings, target: maintenance.Target, options: main
 
 
 @task(name="vacuum", task_run_name="vacuum {target.table}", timeout_seconds=1800, cache_policy=NO_CACHE, **RETRY)
+@engine_errors
 def vacuum_table(settings: Settings, target: maintenance.Target, options: maintenance.Options) -> maintenance.Vacuumed:
     """Delete removed files older than the retention the table's consumers allow."""
     result = maintenance.vacuum(settings, target, options)
