@@ -120,8 +120,10 @@ def is_transient(exc: BaseException) -> bool:
             error = response.get("Error") or {}
             status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
             return str(error.get("Code")) in _TRANSIENT_CODES or status >= 500
-        # EndpointConnectionError, ConnectionClosedError, ReadTimeoutError …
-        return name.endswith(("ConnectionError", "ConnectionClosedError", "TimeoutError", "HTTPClientError"))
+        # EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, and every
+        # HTTPClientError (a ResponseStreamingError is a body cut short) …
+        return any(cls.__name__.endswith(("ConnectionError", "ConnectionClosedError", "TimeoutError", "HTTPClientError"))
+                   for cls in type(exc).__mro__)
     if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
         return False
     if isinstance(exc, OSError):  # delta-rs reports object store failures as OSError

@@ -52,6 +52,36 @@ def test_a_real_endpoint_connection_error_is_transient() -> None:
     assert is_transient(caught.value)
 
 
+def test_a_real_body_cut_short_is_transient() -> None:
+    # an S3 server that promises 100 bytes and sends 10: botocore's ResponseStreamingError
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Short(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Short)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = boto3.client(
+            "s3", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", region_name="us-east-1",
+            aws_access_key_id="k", aws_secret_access_key="s", config=Config(retries={"total_max_attempts": 1}),
+        )
+        with pytest.raises(Exception) as caught:
+            client.get_object(Bucket="b", Key="k")["Body"].read()
+    finally:
+        server.shutdown()
+    assert type(caught.value).__name__ == "ResponseStreamingError"
+    assert is_transient(caught.value)
+
+
 def test_a_real_delta_commit_conflict_is_transient(tmp_path: Path) -> None:
     write_deltalake(str(tmp_path), pa.table({"a": [1, 2, 3]}))
     stale, other = DeltaTable(str(tmp_path)), DeltaTable(str(tmp_path))
