@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import duckdb
 
 from lakehouse.bronze import bronze_name
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
 from lakehouse.declaration import Declaration
+from lakehouse.duck import open_database
 from lakehouse.storage import storage_options
 
 
@@ -24,11 +27,11 @@ def table_names(declaration: Declaration) -> list[tuple[str, str]]:
 def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a view per existing table, named ``layer.table``.
 
-    Tables are read through Arrow datasets of their current Delta snapshot, so nothing is
-    downloaded that a query does not read, and nothing needs the network.
+    Each view is a ``delta_scan`` of the table's current version (the DuckDB ``delta``
+    extension): a query's filters skip partitions, files and row groups, so nothing is
+    downloaded that the query does not need, and nothing needs the network beyond the store.
     """
-    con = duckdb.connect()
-    con.execute("SET disabled_optimizers = 'filter_pushdown,join_filter_pushdown'")  # see lakehouse.models._connect
+    con = open_database(settings, confine=False)
     options = storage_options(settings)
     from lakehouse.quality import scan_results_uri
 
@@ -38,8 +41,11 @@ def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConn
         table = open_table(uri, options)
         if table is None:
             continue
+        location = uri if uri.startswith("s3://") else os.path.abspath(uri)
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-        hidden = f"__{layer}__{name}"
-        con.register(hidden, table.to_pyarrow_dataset(as_large_types=True))
-        con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM "{hidden}"')
+        con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM delta_scan({_quoted(location)})')
     return con
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

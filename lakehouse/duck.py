@@ -57,7 +57,16 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _database(settings: Settings) -> duckdb.DuckDBPyConnection:
+def open_database(settings: Settings, *, confine: bool = True) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB database that can ``delta_scan`` the warehouse (S3 secret included).
+
+    ``confine``: gold SQL's confinement (:func:`_confine`); ``lakehouse query``, which runs
+    the operator's own SQL over every layer, opens one without it.
+    """
+    return _database(settings, confine=confine)
+
+
+def _database(settings: Settings, *, confine: bool = True) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     _load(con, "delta")
     if is_s3(settings.warehouse):
@@ -82,7 +91,8 @@ def _database(settings: Settings) -> duckdb.DuckDBPyConnection:
                 f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}",
             ]
         con.execute(f"CREATE SECRET lakehouse_s3 ({', '.join(parts)})")
-    _confine(con, settings)
+    if confine:
+        _confine(con, settings)
     return con
 
 
