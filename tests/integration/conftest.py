@@ -56,7 +56,10 @@ def copy_bucket(moto: MotoServer, source: str, target: str, *, landed: int | Non
     With ``landed``, landing files of windows after window ``landed`` are left out, so the
     copy holds the landing of ``land(landed)`` exactly (the simulator writes each window's
     bytes independently of the others). Delta tables address their files relative to the
-    table, so the copy is a warehouse of its own.
+    table, so the copy is a warehouse of its own. A copied object keeps its key and ETag
+    (what the landing cursor identifies a file by) but gets a new last-modified time; that
+    only matters for a file older than the cursor's look-back horizon (one hour, four
+    windows), which no test that starts from a copy reaches.
     """
     client = _s3(moto)
     moto.create_bucket(target)
