@@ -17,10 +17,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 from prefect.artifacts import Artifact
-from prefect.client.orchestration import get_client
 from typer.testing import CliRunner
 
-from flows.backfill import WindowDone, backfill, listening
 from flows.cli import app
 from lakehouse.catalog import table_names
 from lakehouse.commit import app_id, open_table
@@ -28,6 +26,8 @@ from lakehouse.config import Settings
 from lakehouse.declaration import load
 from lakehouse.storage import storage_options
 from tests.conftest import new_warehouse
+from tests.integration.conftest import WINDOWS as IN_ORDER_WINDOWS
+from tests.integration.conftest import InOrder
 from tests.integration.helpers import START, contents, land, read, versions, window_end
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -39,7 +39,7 @@ windows run for the first time) at a quarter of the cost; a window costs about 3
 KILLED_IN = 4
 """The window in which the backfill process is killed: after its silver merges committed,
 before its gold commit (``gold.prepared`` is reached once per window)."""
-ORDERS = 10  # a small volume (the test is about windows, not rows) that keeps faults under 10 %
+ORDERS = 10  # a small volume (a blocked window is about windows, not rows) that keeps faults under 10 %
 
 
 def lakehouse_command() -> list[str]:
@@ -94,28 +94,29 @@ def gold_behind_silver() -> dict[str, tuple[int, int]]:
 
 
 @pytest.mark.slow
-def test_a_backfill_killed_midway_resumes_to_the_same_tables(warehouse: str, moto, monkeypatch) -> None:
-    # warehouse A: one uninterrupted backfill, in this process
-    land(WINDOWS, orders=ORDERS)
-    finished: list[WindowDone] = []
-    with listening(finished.append):
-        state = backfill(start=START, end=window_end(WINDOWS), interval="15m", return_state=True)
+def test_a_backfill_killed_midway_resumes_to_the_same_tables(in_order: InOrder, moto, monkeypatch) -> None:
+    # warehouse A: one uninterrupted backfill, in this process: the session's in-order
+    # windows (tests/integration/conftest.py), land(WINDOWS) then one `backfill` flow
+    assert WINDOWS == IN_ORDER_WINDOWS
+    in_order.use(WINDOWS, monkeypatch)
+    state = in_order.state
     assert state.is_completed(), state.message
     summaries = state.result()
     assert [s["window_end"] for s in summaries] == [window_end(k).isoformat() for k in range(1, WINDOWS + 1)]
-    assert [d.index for d in finished] == list(range(1, WINDOWS + 1))
+    assert [d.index for d in in_order.finished] == list(range(1, WINDOWS + 1))
     assert all(s["files"] > 0 for s in summaries)
-    flow_run = get_client(sync_client=True).read_flow_run(state.state_details.flow_run_id)
+    flow_run = in_order.flow_run
     assert flow_run.name == f"shop backfill 2026-01-01 00:00 → {window_end(WINDOWS):%H:%M}"
-    assert Artifact.get("backfill-progress").data == 100.0
-    assert f"{WINDOWS} of {WINDOWS} windows done" in Artifact.get("backfill-summary").data
+    # the artifacts as they were when the backfill ended (read then: later backfills reuse the keys)
+    assert in_order.artifacts["backfill-progress"] == 100.0
+    assert f"{WINDOWS} of {WINDOWS} windows done" in in_order.artifacts["backfill-summary"]
     reference = contents()
     assert_no_file_ingested_twice()
 
     # warehouse B: `lakehouse backfill` killed with SIGKILL in window KILLED_IN, between its
     # silver and gold commits, then run again
     new_warehouse(moto, monkeypatch, "resumed")
-    land(WINDOWS, orders=ORDERS)
+    land(WINDOWS)  # what warehouse A landed
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAKEHOUSE_CRASH_AT": "gold.prepared", "LAKEHOUSE_CRASH_AT_HIT": str(KILLED_IN)}
     killed = subprocess.run(
         [*lakehouse_command(), *backfill_args(WINDOWS)], env=env, capture_output=True, text=True, timeout=60 * WINDOWS,

@@ -21,6 +21,7 @@ from lakehouse.shop import DAILY_SALES
 from lakehouse.simulator import new_product
 from lakehouse.storage import storage_options
 from tests.conftest import new_warehouse
+from tests.integration.conftest import InOrder
 from tests.integration.helpers import START, contents, land, read, replay, run, versions, window_end
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -28,11 +29,10 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 SPEC_ORDER = ("order_id",)
 
 
-def test_a_window_flows_to_gold_and_accounts_for_every_row(warehouse: str) -> None:
-    land(2)
-    state = run(1)
-    assert state.is_completed(), state.message
-    summary = state.result()
+def test_a_window_flows_to_gold_and_accounts_for_every_row(in_order: InOrder, monkeypatch) -> None:
+    # window 1 of land(2) (the session's in-order windows land more, which window 1 does not see)
+    summary = in_order.summary(1)  # the run completed (InOrder asserts it)
+    in_order.use(1, monkeypatch)
     for t in summary["tables"]:
         assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"]
         assert t["read"] > 0
@@ -55,10 +55,8 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(warehouse: str) -> No
     assert read("silver", "products").height == 51  # the catalogue, and the product the window before sold
 
 
-def test_rerunning_any_window_commits_nothing(warehouse: str) -> None:
-    land(3)
-    for k in (1, 2, 3):
-        assert run(k).is_completed()
+def test_rerunning_any_window_commits_nothing(in_order: InOrder, monkeypatch) -> None:
+    in_order.clone(3, monkeypatch, landed=3)  # land(3), windows 1, 2 and 3 completed
     before_versions, before = versions(), contents()
     for k in (1, 2, 3):
         assert run(k).is_completed()
@@ -69,13 +67,11 @@ def test_rerunning_any_window_commits_nothing(warehouse: str) -> None:
         assert_frame_equal(after[name], before[name])
 
 
-def test_out_of_order_windows_give_the_same_silver_after_a_quarantine_replay(warehouse: str, moto, monkeypatch) -> None:
+def test_out_of_order_windows_give_the_same_silver_after_a_quarantine_replay(in_order: InOrder, moto, monkeypatch) -> None:
     # Whether a line selling a new product is quarantined depends on whether the catalogue
     # entry arrived in the same run (fault 10); a replay makes both orders end equal.
     lineage = ("_batch_id", "_source_position")  # replayed rows carry replay:<position>
-    land(4)
-    for k in (1, 2, 3, 4):
-        assert run(k).is_completed()
+    in_order.clone(4, monkeypatch, landed=4)  # land(4), windows 1, 2, 3 and 4 completed in order
     assert replay().is_completed()
     in_order = {n: read("silver", n, drop=lineage) for n in ("products", "orders", "order_items")}
     in_order_gold = read("gold", "daily_sales")
@@ -90,9 +86,8 @@ def test_out_of_order_windows_give_the_same_silver_after_a_quarantine_replay(war
     assert_frame_equal(read("gold", "daily_sales"), in_order_gold)
 
 
-def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_once(warehouse: str) -> None:
-    land(2)
-    assert run(1).is_completed()
+def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_once(in_order: InOrder, monkeypatch) -> None:
+    in_order.clone(1, monkeypatch, landed=2)  # land(2), window 1 completed
     early = new_product(START)[0]
     assert read("silver", "order_items").filter(pl.col("product_id") == early).is_empty()
     nothing_yet = replay()
@@ -124,14 +119,13 @@ def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_
         assert_frame_equal(after[name], before[name])
 
 
-def test_incremental_gold_equals_a_rebuild_from_silver(warehouse: str) -> None:
-    land(6)
+def test_incremental_gold_equals_a_rebuild_from_silver(in_order: InOrder, monkeypatch) -> None:
+    # land(6), windows 1..6 completed in order (once per session), read only
     touched_days = set()
     for k in range(1, 7):
-        state = run(k)
-        assert state.is_completed(), state.message
-        for g in state.result()["gold"]:
+        for g in in_order.summary(k)["gold"]:
             touched_days.update(g["partitions"])
+    in_order.use(6, monkeypatch)
     assert len(touched_days) >= 2, "the simulator should move an order to the previous day"
     incremental = read("gold", "daily_sales")
     rebuilt = gold.rebuild(Settings(), DAILY_SALES)
@@ -194,9 +188,8 @@ def test_a_blocking_gate_leaves_silver_and_gold_untouched_until_the_source_is_fi
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["bronze.committed", "silver.quarantined", "silver.committed", "gold.prepared"])
-def test_a_run_killed_midway_resumes_to_the_same_tables(warehouse: str, two_windows, point: str) -> None:
-    land(2)
-    assert run(1).is_completed()
+def test_a_run_killed_midway_resumes_to_the_same_tables(in_order: InOrder, two_windows, monkeypatch, point: str) -> None:
+    in_order.clone(1, monkeypatch, landed=2)  # land(2), window 1 completed
     env = {**os.environ, "LAKEHOUSE_CRASH_AT": point}
     proc = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", "--at", window_end(2).isoformat()],
