@@ -44,6 +44,10 @@ class StorageMissing(TerminalError):
     """A bucket (or a local warehouse's parent) does not exist: no retry can create it."""
 
 
+class StaleBatch(TerminalError):
+    """Another writer promoted part of a prepared batch first; the next run promotes the rest."""
+
+
 class ConfigError(TerminalError):
     """The configuration is invalid."""
 

@@ -35,3 +35,45 @@ def crash_point(name: str) -> None:
     _hits[name] += 1
     if _hits[name] >= int(os.environ.get("LAKEHOUSE_CRASH_AT_HIT", "1")):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+RENDEZVOUS = ("commit.checked",)
+"""Points where concurrent-writer tests make processes meet (:func:`rendezvous`)."""
+
+_met: Counter[str] = Counter()
+
+
+def rendezvous(name: str) -> None:
+    """Wait here for the other writers of a concurrency test (``LAKEHOUSE_RENDEZVOUS_AT``).
+
+    ``LAKEHOUSE_RENDEZVOUS_AT=commit.checked`` plus ``LAKEHOUSE_RENDEZVOUS_DIR=<folder>`` and
+    ``LAKEHOUSE_RENDEZVOUS_PEERS=<n>`` (default 2) make every process that reaches the point
+    for the k-th time wait until all n have reached it a k-th time (or have exited, or
+    ``LAKEHOUSE_RENDEZVOUS_TIMEOUT`` seconds passed, default 2): two writers then both check a table, and both write after
+    the check, every time; the race a concurrent run hits now and then, made deterministic.
+    Unset (the default), it does nothing.
+    """
+    if name not in RENDEZVOUS:
+        raise ValueError(f"unknown rendezvous {name!r}: add it to lakehouse.faults.RENDEZVOUS")
+    if os.environ.get("LAKEHOUSE_RENDEZVOUS_AT") != name:
+        return
+    import atexit
+    import time
+    from pathlib import Path
+
+    folder = Path(os.environ["LAKEHOUSE_RENDEZVOUS_DIR"])
+    peers = int(os.environ.get("LAKEHOUSE_RENDEZVOUS_PEERS", "2"))
+    me = os.getpid()
+    if not _met:
+        (folder / f"{me}.exit").unlink(missing_ok=True)
+        atexit.register(lambda: (folder / f"{me}.exit").touch())
+    _met[name] += 1
+    k = _met[name]
+    (folder / f"{me}.{name}.{k}").touch()
+    deadline = time.monotonic() + float(os.environ.get("LAKEHOUSE_RENDEZVOUS_TIMEOUT", "2"))
+    while time.monotonic() < deadline:
+        arrived = {p.name.split(".")[0] for p in folder.glob(f"*.{name}.{k}")}
+        gone = {p.name.split(".")[0] for p in folder.glob("*.exit")}
+        if len(arrived | gone) >= peers:
+            return
+        time.sleep(0.005)

@@ -18,13 +18,12 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import sql
 from lakehouse.bronze import bronze_name
 from lakehouse.commit import (
     app_id,
-    commit_properties,
     committed_version,
     ensure_table,
     open_table,
@@ -305,11 +304,8 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
         .cast(QUARANTINE_SCHEMA)
     )
 
-    def write() -> None:
-        write_deltalake(
-            uri, rows, mode="append", storage_options=options,
-            commit_properties=commit_properties({app: batch.bronze_to}),
-        )
+    def write(table: DeltaTable, props: CommitProperties) -> None:
+        write_deltalake(table, rows, mode="append", commit_properties=props)
 
     write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
 
@@ -334,16 +330,14 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         "duplicates": batch.counts.duplicates,
         "superseded": batch.counts.superseded,
     }
-    props = commit_properties({app: batch.bronze_to}, metadata)
     source = batch.valid.select(schema.names).to_arrow().cast(schema)
     metrics: dict[str, int] = {}
 
-    def write() -> None:
+    def write(table: DeltaTable, props: CommitProperties) -> None:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
-            write_deltalake(uri, source, mode="append", storage_options=options, commit_properties=props)
+            write_deltalake(table, source, mode="append", commit_properties=props)
             return
-        table = DeltaTable(uri, storage_options=options)
         current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
@@ -357,7 +351,12 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         )
         metrics.update(outcome)
 
-    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    # conditional on silver having consumed exactly what the batch was prepared from: a
+    # batch that overlaps another writer's promotion is refused (StaleBatch), never merged
+    landed = write_once(
+        uri, options, transactions={app: batch.bronze_to}, metadata=metadata,
+        expect={app: batch.bronze_from - 1 if batch.bronze_from > 0 else None}, write=write,
+    )
     crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
         "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
