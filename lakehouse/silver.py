@@ -18,6 +18,7 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import sql
@@ -39,6 +40,7 @@ from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 from lakehouse.transform import (
+    BRONZE_VERSION,
     SILVER_LINEAGE,
     collapse,
     order_columns,
@@ -65,7 +67,7 @@ QUARANTINE_SCHEMA = pa.schema(
 def silver_schema(spec: TableSpec) -> pa.Schema:
     lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
     fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
-    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names)])
+    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,8 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
 
     A file delivered again under the same key (a corrected re-delivery) supersedes the
     earlier copy; a data file that a lost commit acknowledgement committed twice is read
-    once (STACK.md). Returns the rows and how many bronze rows were superseded.
+    once (STACK.md). Returns the rows (with ``_commit_version``) and how many bronze rows
+    were superseded.
     """
     reader = bronze.load_cdf(starting_version=start, ending_version=end)
     frame = pl.from_arrow(pa.table(reader.read_all()))
@@ -222,6 +225,10 @@ def prepare(
         return None  # only the table's creation: nothing to promote yet
     references = reference_keys(settings, spec, increment, upstream)
     parsed = parse_records(increment.lazy(), spec, references).collect()
+    # each row's delivery order: the bronze commit of its batch (a tie-break, and what
+    # the quarantine has already written)
+    deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
+    parsed = parsed.join(deliveries, on="_batch_id", how="left", maintain_order="left")
     # batch-level checks measure records: a file that could not be read is quarantined, not a NULL row
     records = parsed.filter(pl.col("_line") != UNREADABLE_LINE)
     gate = run_gate(
@@ -289,7 +296,14 @@ def _current_partitions(table: DeltaTable, spec: TableSpec, batch: pl.DataFrame)
 
 
 def _quarantine(settings: Settings, batch: SilverBatch) -> None:
-    """Append the rejected rows with their reasons, once per consumed bronze version."""
+    """Append the rejected rows with their reasons, once per consumed bronze version.
+
+    The quarantine table records, as its own application transaction, the last bronze
+    version whose rejects it holds; only the rejects of later bronze versions are
+    written. So whichever promotion consumes a bronze version next (a re-run, the next
+    window after a crash between this commit and silver's, a concurrent run), its rejects
+    are written once.
+    """
     spec = batch.spec
     if batch.rejected.is_empty():
         return
@@ -299,13 +313,16 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
     ensure_table(uri, QUARANTINE_SCHEMA, options)
     rows = (
         batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
-        .select(QUARANTINE_SCHEMA.names)
+        .select(*QUARANTINE_SCHEMA.names, BRONZE_VERSION)
         .to_arrow()
-        .cast(QUARANTINE_SCHEMA)
+        .cast(QUARANTINE_SCHEMA.append(pa.field(BRONZE_VERSION, pa.int64())))
     )
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
-        write_deltalake(table, rows, mode="append", commit_properties=props)
+        done = table.transaction_version(app)
+        new = rows if done is None else rows.filter(pc.greater(rows[BRONZE_VERSION], done))
+        if new.num_rows:
+            write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
 
     write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
 
