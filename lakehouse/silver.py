@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import sql
-from lakehouse.bronze import bronze_name
+from lakehouse.bronze import REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
     app_id,
     committed_version,
@@ -134,14 +134,18 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
 
     A file delivered again under the same key (a corrected re-delivery) supersedes the
     earlier copy; a data file that a lost commit acknowledgement committed twice is read
-    once (STACK.md). Returns the rows (with ``_commit_version``) and how many bronze rows
-    were superseded.
+    once (STACK.md). A replay delivers single lines, so a replayed line supersedes only an
+    earlier replay of the same line: two replays of one file's lines are both kept. Returns
+    the rows (with ``_commit_version``) and how many bronze rows were superseded.
     """
     reader = bronze.load_cdf(starting_version=start, ending_version=end)
     frame = pl.from_arrow(pa.table(reader.read_all()))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.filter(pl.col("_change_type") == "insert")
-    latest = pl.col("_commit_version") == pl.col("_commit_version").max().over("_source_position")
+    delivery = pl.when(pl.col("_source") == REPLAY_SOURCE).then(
+        pl.format("{}#{}", pl.col("_source_position"), pl.col("_line"))
+    ).otherwise(pl.col("_source_position"))
+    latest = pl.col("_commit_version") == pl.col("_commit_version").max().over(delivery)
     kept = frame.filter(latest).unique(
         subset=["_source_position", "_source_version", "_line"], keep="first", maintain_order=True
     )
