@@ -44,13 +44,16 @@ _met: Counter[str] = Counter()
 
 
 def rendezvous(name: str) -> None:
-    """Wait here for the other writers of a concurrency test (``LAKEHOUSE_RENDEZVOUS_AT``).
+    """Make concurrent writers of a test check, then write one after the other (``LAKEHOUSE_RENDEZVOUS_AT``).
 
     ``LAKEHOUSE_RENDEZVOUS_AT=commit.checked`` plus ``LAKEHOUSE_RENDEZVOUS_DIR=<folder>`` and
     ``LAKEHOUSE_RENDEZVOUS_PEERS=<n>`` (default 2) make every process that reaches the point
-    for the k-th time wait until all n have reached it a k-th time (or have exited, or
-    ``LAKEHOUSE_RENDEZVOUS_TIMEOUT`` seconds passed, default 2): two writers then both check a table, and both write after
-    the check, every time; the race a concurrent run hits now and then, made deterministic.
+    for the k-th time wait until all n have reached it a k-th time (or have exited); then
+    they go on one at a time, in the order of their process ids, each once the one before
+    has reached the point a (k+1)-th time or exited. So every writer has checked the table
+    before any writes, and each writes after the one before has committed: the race that
+    two runs started together hit now and then, made deterministic. A peer that does not
+    come within ``LAKEHOUSE_RENDEZVOUS_TIMEOUT`` seconds (default 2) is not waited for.
     Unset (the default), it does nothing.
     """
     if name not in RENDEZVOUS:
@@ -63,17 +66,23 @@ def rendezvous(name: str) -> None:
 
     folder = Path(os.environ["LAKEHOUSE_RENDEZVOUS_DIR"])
     peers = int(os.environ.get("LAKEHOUSE_RENDEZVOUS_PEERS", "2"))
+    timeout = float(os.environ.get("LAKEHOUSE_RENDEZVOUS_TIMEOUT", "2"))
     me = os.getpid()
     if not _met:
-        (folder / f"{me}.exit").unlink(missing_ok=True)
         atexit.register(lambda: (folder / f"{me}.exit").touch())
     _met[name] += 1
     k = _met[name]
     (folder / f"{me}.{name}.{k}").touch()
-    deadline = time.monotonic() + float(os.environ.get("LAKEHOUSE_RENDEZVOUS_TIMEOUT", "2"))
-    while time.monotonic() < deadline:
-        arrived = {p.name.split(".")[0] for p in folder.glob(f"*.{name}.{k}")}
-        gone = {p.name.split(".")[0] for p in folder.glob("*.exit")}
-        if len(arrived | gone) >= peers:
-            return
+
+    def pids(pattern: str) -> set[int]:
+        return {int(p.name.split(".")[0]) for p in folder.glob(pattern)}
+
+    deadline = time.monotonic() + timeout
+    while len(pids(f"*.{name}.{k}") | pids("*.exit")) < peers and time.monotonic() < deadline:
+        time.sleep(0.005)
+    before = sorted(p for p in pids(f"*.{name}.{k}") if p < me)
+    deadline = time.monotonic() + timeout
+    while before and time.monotonic() < deadline:
+        released = pids(f"*.{name}.{k + 1}") | pids("*.exit")
+        before = [p for p in before if p not in released]
         time.sleep(0.005)
