@@ -43,6 +43,7 @@ from lakehouse.transform import (
     BRONZE_VERSION,
     SILVER_LINEAGE,
     collapse,
+    conflicts,
     order_columns,
     parse_records,
     silver_columns,
@@ -72,20 +73,23 @@ def silver_schema(spec: TableSpec) -> pa.Schema:
 
 @dataclass(frozen=True)
 class Counts:
-    """Conservation of one promotion: ``read == merged + rejected + duplicates``."""
+    """Conservation of one promotion: ``read == merged + rejected + duplicates + conflicts``."""
 
     read: int
     merged: int
     rejected: int
     duplicates: int
+    """Rows collapsed into their key's winner: identical copies and older versions."""
     superseded: int = 0
     """Bronze rows of a file that was delivered again later (only the latest counts)."""
+    conflicts: int = 0
+    """Rows with the winner's key and ordering value but another payload (the later delivery won)."""
 
     def check(self) -> None:
-        if self.read != self.merged + self.rejected + self.duplicates:
+        if self.read != self.merged + self.rejected + self.duplicates + self.conflicts:
             raise LakehouseError(
                 f"rows do not add up: read {self.read} != merged {self.merged} + "
-                f"rejected {self.rejected} + duplicates {self.duplicates}"
+                f"rejected {self.rejected} + duplicates {self.duplicates} + conflicts {self.conflicts}"
             )
 
 
@@ -242,12 +246,14 @@ def prepare(
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
     clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
     valid = collapse(clean.lazy(), spec).collect()
+    conflicting = conflicts(clean.lazy(), spec).select(pl.len()).collect().item()
     counts = Counts(
         read=parsed.height,
         merged=valid.height,
         rejected=rejected.height,
-        duplicates=clean.height - valid.height,
+        duplicates=clean.height - valid.height - conflicting,
         superseded=superseded,
+        conflicts=conflicting,
     )
     counts.check()
     return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
@@ -349,6 +355,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         "merged": batch.counts.merged,
         "rejected": batch.counts.rejected,
         "duplicates": batch.counts.duplicates,
+        "conflicts": batch.counts.conflicts,
         "superseded": batch.counts.superseded,
     }
     source = batch.valid.select(schema.names).to_arrow().cast(schema)

@@ -201,5 +201,22 @@ def collapse(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     )
 
 
+def conflicts(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
+    """Rows that lose a tie: same key and ``order_by`` value as the winner, another payload.
+
+    Versions of a key whose ordering value is the newest one are compared by the spec's
+    columns: identical copies are duplicates, each further distinct payload is a conflict
+    (resolved by the tie-break, :data:`ORDER_COLUMNS`: the later delivery wins). Older
+    versions are simply collapsed. Without ``order_by`` nothing is a conflict. One row
+    per losing payload; ``.select(pl.len())`` counts them.
+    """
+    if not spec.order_by:
+        return rows.head(0).select(spec.column_names)
+    keys, order = list(spec.keys), spec.order_by
+    newest = rows.filter(pl.col(order) == pl.col(order).max().over(keys))
+    distinct = newest.select(spec.column_names).unique()
+    return distinct.filter(pl.int_range(pl.len()).over(keys) > 0)
+
+
 def silver_columns(spec: TableSpec) -> list[str]:
     return [*spec.column_names, *SILVER_LINEAGE, BRONZE_VERSION]

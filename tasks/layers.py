@@ -118,8 +118,8 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
     result = silver.commit(settings, batch)
     c = batch.counts
     get_run_logger().info(
-        "%s: read %d = merged %d + rejected %d + duplicates %d (inserted %d, updated %d)",
-        result.table, c.read, c.merged, c.rejected, c.duplicates, result.inserted, result.updated,
+        "%s: read %d = merged %d + rejected %d + duplicates %d + conflicts %d (inserted %d, updated %d)",
+        result.table, c.read, c.merged, c.rejected, c.duplicates, c.conflicts, result.inserted, result.updated,
     )
     return result
 

@@ -34,7 +34,7 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(warehouse: str) -> No
     assert state.is_completed(), state.message
     summary = state.result()
     for t in summary["tables"]:
-        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"]
+        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"] + t["conflicts"]
         assert t["read"] > 0
         assert t["files_added"] >= 1  # the summary says what each merge wrote
     assert all(b["commits"] == 1 and b["files_added"] == 1 for b in summary["bronze"])
