@@ -107,6 +107,11 @@ class SilverBatch:
     more: bool = False
     """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
 
+    @property
+    def consumed(self) -> dict[str, int]:
+        """Application id → the bronze version this batch takes silver to."""
+        return {_app(self.spec): self.bronze_to}
+
 
 @dataclass(frozen=True)
 class SilverResult:

@@ -135,3 +135,29 @@ def test_a_same_key_same_updated_at_pair_with_other_values_is_a_conflict_not_a_d
     tie = read("silver", "orders").filter(pl.col("customer_id") == "C-9999")
     assert tie.height == 1 and tie.get_column("_source_position")[0].endswith("part-2.jsonl")  # the later landing won
 
+
+def test_a_gate_scanned_again_for_the_same_batch_records_its_checks_once() -> None:
+    from lakehouse import quality
+
+    settings = Settings()
+    land(2, orders=10)
+    orders = load().pipeline().dataset("orders")
+    window = window_ending_at(window_end(1), INTERVAL)
+    landing = open_store(settings.landing_root, settings)
+    for ds in load().pipeline().datasets:
+        bronze.ingest(settings, ds, window, landing=landing)
+    # what a retried gate task does (its first attempt recorded, then failed), and what a
+    # second run preparing the same increment at the same time does: scan the batch again
+    for _ in range(2):
+        batch = silver.prepare(settings, orders, now=window.end)
+        assert batch is not None
+        quality.record(settings, batch.gate, window=window, run_id="r", consumed=batch.consumed)
+    scans = pl.read_delta(quality.scan_results_uri(settings))
+    assert scans.height == len(batch.gate.checks)
+    silver.commit(settings, batch)
+    later = window_ending_at(window_end(2), INTERVAL)
+    bronze.ingest(settings, orders, later, landing=landing)
+    nxt = silver.prepare(settings, orders, now=later.end)
+    assert nxt is not None
+    quality.record(settings, nxt.gate, window=later, run_id="r", consumed=nxt.consumed)
+    assert pl.read_delta(quality.scan_results_uri(settings)).height == len(batch.gate.checks) + len(nxt.gate.checks)
