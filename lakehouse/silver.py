@@ -335,7 +335,8 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
         done = table.transaction_version(app)
-        new = rows if done is None else rows.filter(pc.greater(rows[BRONZE_VERSION], done))
+        version = rows[BRONZE_VERSION]
+        new = rows if done is None else rows.filter(pc.or_kleene(pc.is_null(version), pc.greater(version, done)))
         if new.num_rows:
             write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
 
