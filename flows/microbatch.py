@@ -268,7 +268,7 @@ def table_counts(merged: list) -> list[dict[str, Any]]:
     return [
         {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
          "conflicts": r.counts.conflicts, "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
-         "updated": r.updated, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
+         "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
         for r in merged
     ]
 

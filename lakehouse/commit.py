@@ -99,6 +99,8 @@ class Landed:
     """True when the write had already landed (a re-run or a lost acknowledgement)."""
     files_added: int = 0
     """Data files the write added (from its commit's metrics; 0 when it had already landed)."""
+    rows_added: int | None = None
+    """Rows the write's commit added, by its own metrics (None: had already landed, or no commit)."""
 
 
 def _done(table: DeltaTable, *apps: Mapping[str, int | None] | None) -> dict[str, int | None]:
@@ -196,7 +198,11 @@ def write_once(
     table.update_incremental()
     metrics = _metrics_of(table, base, write_id)
     added = metrics.get("num_added_files", metrics.get("num_target_files_added", 0))
-    return Landed(version=table.version(), already=False, files_added=int(added or 0))
+    rows = metrics.get("num_added_rows")
+    return Landed(
+        version=table.version(), already=False, files_added=int(added or 0),
+        rows_added=None if rows is None else int(rows),
+    )
 
 
 def _check_expected(uri: str, done: Mapping[str, int | None], expect: Mapping[str, int | None] | None) -> None:

@@ -48,6 +48,10 @@ class StaleBatch(TerminalError):
     """Another writer promoted part of a prepared batch first; the next run promotes the rest."""
 
 
+class CountsMismatch(TerminalError):
+    """A promotion's row accounting disagrees with what bronze, the quarantine or the merge recorded."""
+
+
 class ConfigError(TerminalError):
     """The configuration is invalid."""
 

@@ -32,7 +32,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import CountsMismatch, LakehouseError
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.landing import UNREADABLE_LINE
@@ -92,6 +92,22 @@ class Counts:
                 f"rejected {self.rejected} + duplicates {self.duplicates} + conflicts {self.conflicts}"
             )
 
+    def reconcile(self, table: str, *, bronze_rows: int | None, keys: int) -> None:
+        """Check the counts against figures not derived from them, before anything is committed.
+
+        ``bronze_rows``: the rows bronze's own commits say they added in the consumed
+        versions (their ``num_added_rows``; None when a commit does not say): every one is
+        read or superseded. ``keys``: the distinct business keys of the clean rows: each
+        is merged once, so a collapse that lost or doubled a key is caught here.
+        """
+        if bronze_rows is not None and self.read + self.superseded != bronze_rows:
+            raise CountsMismatch(
+                f"{table}: bronze's commits added {bronze_rows} rows, but read {self.read} + "
+                f"superseded {self.superseded} = {self.read + self.superseded}; nothing was committed"
+            )
+        if self.merged != keys:
+            raise CountsMismatch(f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged; nothing was committed")
+
 
 @dataclass(frozen=True)
 class SilverBatch:
@@ -121,6 +137,8 @@ class SilverResult:
     version: int | None
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
+    """Merged rows that matched a silver row at least as new (merged = inserted + updated + unchanged)."""
     skipped: bool = False
     reasons: dict[str, int] | None = None
     """Rejected rows per reason (the first reason of each row)."""
@@ -261,7 +279,23 @@ def prepare(
         conflicts=conflicting,
     )
     counts.check()
+    counts.reconcile(
+        spec.qualified_name, bronze_rows=_bronze_rows(bronze, start, end), keys=clean.select(spec.keys).n_unique()
+    )
     return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
+
+
+def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
+    """Rows bronze's appends in versions ``start..end`` added, by their commits' own metrics."""
+    total = 0
+    for entry in bronze.history(limit=bronze.version() - start + 1):
+        if not start <= int(entry["version"]) <= end or entry.get("operation") != "WRITE":
+            continue  # the table's creation, a compaction (no data change)
+        rows = (entry.get("operationMetrics") or {}).get("num_added_rows")
+        if rows is None:
+            return None
+        total += int(rows)
+    return total
 
 
 def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
@@ -333,14 +367,25 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
         .cast(QUARANTINE_SCHEMA.append(pa.field(BRONZE_VERSION, pa.int64())))
     )
 
+    earlier: list[int] = []
+
     def write(table: DeltaTable, props: CommitProperties) -> None:
         done = table.transaction_version(app)
         version = rows[BRONZE_VERSION]
         new = rows if done is None else rows.filter(pc.or_kleene(pc.is_null(version), pc.greater(version, done)))
+        earlier.append(rows.num_rows - new.num_rows)
         if new.num_rows:
             write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
 
-    write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    if landed.already or not earlier:
+        return
+    written = landed.rows_added or 0
+    if written + earlier[-1] != batch.counts.rejected:
+        raise CountsMismatch(
+            f"{spec.qualified_name}: rejected {batch.counts.rejected}, but the quarantine commit wrote {written} "
+            f"and held {earlier[-1]} from an earlier commit; silver was not committed"
+        )
 
 
 def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
@@ -391,6 +436,14 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         uri, options, transactions={app: batch.bronze_to}, metadata=metadata,
         expect={app: batch.bronze_from - 1 if batch.bronze_from > 0 else None}, write=write,
     )
+    inserted = int(metrics.get("num_target_rows_inserted", 0))
+    updated = int(metrics.get("num_target_rows_updated", 0))
+    if metrics and (int(metrics.get("num_source_rows", -1)) != batch.counts.merged or inserted + updated > batch.counts.merged):
+        # a merge's metrics exist only once its commit is made: the promotion is committed, the run fails loudly
+        raise CountsMismatch(
+            f"{spec.qualified_name}: merged {batch.counts.merged}, but the merge (version {landed.version}) read "
+            f"{metrics.get('num_source_rows')} source rows, inserted {inserted} and updated {updated}"
+        )
     crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
         "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
@@ -402,8 +455,9 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         bronze_version=batch.bronze_to,
         counts=batch.counts,
         version=landed.version,
-        inserted=int(metrics.get("num_target_rows_inserted", 0)),
-        updated=int(metrics.get("num_target_rows_updated", 0)),
+        inserted=inserted,
+        updated=updated,
+        unchanged=batch.counts.merged - inserted - updated if metrics else 0,
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,

@@ -128,7 +128,9 @@ def test_two_replays_of_one_file_before_silver_consumes_them_promote_both() -> N
 def test_a_same_key_same_updated_at_pair_with_other_values_is_a_conflict_not_a_duplicate() -> None:
     land(1, orders=10)
     run = run_window(Settings(), load().pipeline(), window_ending_at(window_end(1), INTERVAL))
-    orders = next(r.counts for r in run.merged if r.table == "silver.orders")
+    result = next(r for r in run.merged if r.table == "silver.orders")
+    orders = result.counts
+    assert result.inserted + result.updated + result.unchanged == orders.merged  # the merge's own metrics
     # the simulator's fault 9: part-2 repeats part-1's first version with another customer
     assert orders.conflicts == 1
     assert orders.read == orders.merged + orders.rejected + orders.duplicates + orders.conflicts
