@@ -29,6 +29,7 @@ def _lineage(frame: pl.DataFrame, w: int, shape: data.Shape) -> pl.DataFrame:
         pl.lit(f"target/{w}").alias("_source_position"),
         pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("_line"),
         pl.lit(shape.window_start(w)).cast(pl.Datetime("us", "UTC")).alias("_landed_at"),
+        pl.lit(w, dtype=pl.Int64).alias("_bronze_version"),
     )
 
 

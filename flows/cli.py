@@ -662,7 +662,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in (summary.get("steps") or {}).items())
         took = f" in {summary['seconds']:.1f} s" + (f" ({steps})" if steps else "")
     table = Table(title=f"window {summary['window']}: {summary['files']} files{took}")
-    columns = ("read", "merged", "duplicates", "rejected", "inserted", "updated", "files_added")
+    columns = ("read", "merged", "duplicates", "conflicts", "rejected", "inserted", "updated", "files_added")
     for col in ("table", *columns):
         table.add_column(col.replace("_", " "), justify="left" if col == "table" else "right", no_wrap=True)
     for t in summary["tables"]:

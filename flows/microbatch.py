@@ -267,8 +267,8 @@ def table_counts(merged: list) -> list[dict[str, Any]]:
     """Per silver promotion: rows read, merged, duplicates, rejected (with reasons) and so on."""
     return [
         {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
-         "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
-         "updated": r.updated, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
+         "conflicts": r.counts.conflicts, "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
+         "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
         for r in merged
     ]
 
@@ -284,10 +284,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if summary.get("steps"):
         took += " (" + ", ".join(f"{name} {seconds:g} s" for name, seconds in summary["steps"].items()) + ")"
     lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed; processed{took}.", "",
-             "| table | read | merged | duplicates | rejected | inserted | updated | files added |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| table | read | merged | duplicates | conflicts | rejected | inserted | updated | files added |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for t in summary["tables"]:
-        lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | "
+        lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | {t.get('conflicts', 0)} | "
                      f"{t['rejected']} | {t['inserted']} | {t['updated']} | {t.get('files_added', 0)} |")
     for t in summary["tables"]:
         if t["reasons"]:

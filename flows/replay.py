@@ -63,7 +63,7 @@ def _markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {r['table']} | {r['candidates']} | {r['replayed']} | {failing} |")
     for t in summary["tables"]:
         lines.append(f"\n{t['table']}: read {t['read']} = merged {t['merged']} + rejected {t['rejected']} "
-                     f"+ duplicates {t['duplicates']} (inserted {t['inserted']}, updated {t['updated']})")
+                     f"+ duplicates {t['duplicates']} + conflicts {t['conflicts']} (inserted {t['inserted']}, updated {t['updated']})")
     for g in summary["gold"]:
         lines.append(f"\n{g['table']}: recomputed {len(g['partitions'])} partitions, {g['rows']} rows")
     return "\n".join(lines)

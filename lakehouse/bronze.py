@@ -16,12 +16,11 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import (
     Landed,
     app_id,
-    commit_properties,
     committed_version,
     ensure_table,
     latest_metadata,
@@ -58,6 +57,10 @@ BRONZE_CONFIGURATION = {
     "delta.dataSkippingStatsColumns": ",".join(n for n in BRONZE_SCHEMA.names if n != "_raw"),
 }
 """Table properties of a new bronze table."""
+
+
+REPLAY_SOURCE = "replay"
+"""``_source`` of the rows a quarantine replay appends (``lakehouse.replay``)."""
 
 
 def bronze_name(spec: TableSpec) -> str:
@@ -167,16 +170,16 @@ def append(
     """Append ``data`` (bronze's columns) as batch ``batch`` of ``app``: exactly once, one commit."""
     ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
 
-    def write() -> None:
-        write_deltalake(  # the Polars frame as an Arrow stream: no copy into large strings first
-            uri,
-            data,
-            mode="append",
-            storage_options=options,
-            commit_properties=commit_properties({app: batch}, metadata),
-        )
+    def write(table: DeltaTable, props: CommitProperties) -> None:
+        # the Polars frame as an Arrow stream: no copy into large strings first
+        write_deltalake(table, data, mode="append", commit_properties=props)
 
-    return write_once(uri, options, transactions={app: batch}, write=write)
+    # the batch number is a sequence: another writer's batch ``batch`` may hold other files,
+    # so finding it committed is a conflict (the task retries from a fresh cursor), not "done"
+    return write_once(
+        uri, options, transactions={app: batch}, metadata=metadata,
+        expect={app: batch - 1} if batch > 1 else None, if_another_committed="conflict", write=write,
+    )
 
 
 def _append(

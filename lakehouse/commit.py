@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.errors import CommitConflict
+from lakehouse.errors import CommitConflict, LakehouseError, StaleBatch
+from lakehouse.faults import rendezvous
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +99,37 @@ class Landed:
     """True when the write had already landed (a re-run or a lost acknowledgement)."""
     files_added: int = 0
     """Data files the write added (from its commit's metrics; 0 when it had already landed)."""
+    rows_added: int | None = None
+    """Rows the write's commit added, by its own metrics (None: had already landed, or no commit)."""
 
 
-def _all_committed(table: DeltaTable | None, transactions: Mapping[str, int]) -> bool:
-    if table is None:
+def _done(table: DeltaTable, *apps: Mapping[str, int | None] | None) -> dict[str, int | None]:
+    return {app: table.transaction_version(app) for group in apps for app in (group or {})}
+
+
+def _all_committed(done: Mapping[str, int | None], transactions: Mapping[str, int]) -> bool:
+    return all((v := done.get(app)) is not None and v >= version for app, version in transactions.items())
+
+
+WRITE_ID = "write_id"
+"""Commit metadata ``lakehouse.write_id``: which :func:`write_once` call made the commit."""
+
+
+def _landed_mine(table: DeltaTable, base: int, write_id: str) -> bool:
+    """Whether a commit after version ``base`` carries ``write_id`` (this call's own commit)."""
+    newer = table.version() - base
+    if newer <= 0:
         return False
-    table.update_incremental()
-    for app, version in transactions.items():
-        done = table.transaction_version(app)
-        if done is None or done < version:
-            return False
-    return True
+    name = f"{METADATA_PREFIX}{WRITE_ID}"
+    return any(entry.get(name) == write_id for entry in table.history(limit=newer))
+
+
+def _metrics_of(table: DeltaTable, base: int, write_id: str) -> dict[str, Any]:
+    name = f"{METADATA_PREFIX}{WRITE_ID}"
+    for entry in table.history(limit=max(table.version() - base, 1)):
+        if entry.get(name) == write_id:
+            return entry.get("operationMetrics") or {}
+    return {}
 
 
 def write_once(
@@ -115,36 +137,82 @@ def write_once(
     storage_options: Mapping[str, str],
     *,
     transactions: Mapping[str, int],
-    write: Callable[[], None],
+    write: Callable[[DeltaTable, CommitProperties], None],
+    metadata: Mapping[str, object] | None = None,
+    expect: Mapping[str, int | None] | None = None,
+    if_another_committed: Literal["done", "conflict"] = "done",
 ) -> Landed:
     """Run ``write`` unless every ``app → version`` in ``transactions`` is committed.
 
-    ``write`` must commit those transactions with its data. On an error the table's
-    transaction versions are read first: if the commit landed (its acknowledgement was
-    lost), the write counts as done and is not repeated.
+    ``write(table, properties)`` must commit against ``table`` (the snapshot on which the
+    versions were checked: ``write_deltalake(table, …)``, ``table.merge(…)``) with
+    ``properties`` (the transactions, ``metadata`` and a write id). delta-rs then checks
+    that snapshot against every commit that landed since, and a commit that carries one of
+    the same application ids fails with a conflict (``ConcurrentTransaction``) instead of
+    being committed a second time, which a write through a URI (a fresh snapshot) would be.
+
+    ``expect``: the versions the write was prepared from (``None``: never committed). If
+    another writer has moved one of them without committing all of ``transactions``, the
+    batch overlaps what it committed: :class:`~lakehouse.errors.StaleBatch`, nothing written.
+
+    On an error the table is read again: the write's own commit (its write id) landed and
+    the acknowledgement was lost, so it is done; or another writer committed the same
+    versions first: done when the versions name what was consumed (silver, gold), a
+    :class:`~lakehouse.errors.CommitConflict` to retry when they are sequence numbers
+    (``if_another_committed="conflict"``: bronze batches, replays), because the other
+    writer's batch may hold other rows; or a conflict, to retry.
     """
     table = open_table(uri, storage_options)
-    if _all_committed(table, transactions):
-        assert table is not None
+    if table is None:
+        raise LakehouseError(f"{uri}: no Delta table to write to (ensure_table first)")
+    table.update_incremental()
+    done = _done(table, transactions, expect)
+    if _all_committed(done, transactions):
+        if if_another_committed == "conflict":
+            raise CommitConflict(f"{uri}: another writer committed {dict(transactions)} first; retry")
         return Landed(version=table.version(), already=True)
+    _check_expected(uri, done, expect)
+    base = table.version()
+    write_id = uuid.uuid4().hex
+    props = commit_properties(transactions, {**(metadata or {}), WRITE_ID: write_id})
+    rendezvous("commit.checked")
     try:
-        write()
+        write(table, props)
     except Exception as exc:
-        table = open_table(uri, storage_options)
-        if _all_committed(table, transactions):
-            assert table is not None
+        again = open_table(uri, storage_options)
+        if again is None:
+            raise
+        if _landed_mine(again, base, write_id):
             log.warning("commit of %s landed although the write raised: %s", dict(transactions), exc)
-            return Landed(version=table.version(), already=True)
+            return Landed(version=again.version(), already=True)
+        done = _done(again, transactions, expect)
+        if _all_committed(done, transactions):
+            if if_another_committed == "done":
+                log.info("%s: another writer committed %s first", uri, dict(transactions))
+                return Landed(version=again.version(), already=True)
+            raise CommitConflict(f"{uri}: another writer committed {dict(transactions)} first; retry") from exc
         if "CommitFailed" in type(exc).__name__ or "concurrent" in str(exc).lower():
+            _check_expected(uri, done, expect)
             raise CommitConflict(f"{uri}: {exc}") from exc
         raise
-    if table is None:
-        table = open_table(uri, storage_options)
-    assert table is not None
     table.update_incremental()
-    metrics = (table.history(limit=1) or [{}])[0].get("operationMetrics") or {}
+    metrics = _metrics_of(table, base, write_id)
     added = metrics.get("num_added_files", metrics.get("num_target_files_added", 0))
-    return Landed(version=table.version(), already=False, files_added=int(added or 0))
+    rows = metrics.get("num_added_rows")
+    return Landed(
+        version=table.version(), already=False, files_added=int(added or 0),
+        rows_added=None if rows is None else int(rows),
+    )
+
+
+def _check_expected(uri: str, done: Mapping[str, int | None], expect: Mapping[str, int | None] | None) -> None:
+    """Refuse a batch prepared from versions that another writer has moved since."""
+    for app, version in (expect or {}).items():
+        if done.get(app) != version:
+            raise StaleBatch(
+                f"{uri}: another writer committed {app} up to version {done.get(app)} while this batch "
+                f"was prepared from {version}; nothing was written, the next run promotes the rest"
+            )
 
 
 def ensure_table(

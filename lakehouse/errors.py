@@ -44,6 +44,14 @@ class StorageMissing(TerminalError):
     """A bucket (or a local warehouse's parent) does not exist: no retry can create it."""
 
 
+class StaleBatch(TerminalError):
+    """Another writer promoted part of a prepared batch first; the next run promotes the rest."""
+
+
+class CountsMismatch(TerminalError):
+    """A promotion's row accounting disagrees with what bronze, the quarantine or the merge recorded."""
+
+
 class ConfigError(TerminalError):
     """The configuration is invalid."""
 

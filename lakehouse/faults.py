@@ -35,3 +35,54 @@ def crash_point(name: str) -> None:
     _hits[name] += 1
     if _hits[name] >= int(os.environ.get("LAKEHOUSE_CRASH_AT_HIT", "1")):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+RENDEZVOUS = ("commit.checked",)
+"""Points where concurrent-writer tests make processes meet (:func:`rendezvous`)."""
+
+_met: Counter[str] = Counter()
+
+
+def rendezvous(name: str) -> None:
+    """Make concurrent writers of a test check, then write one after the other (``LAKEHOUSE_RENDEZVOUS_AT``).
+
+    ``LAKEHOUSE_RENDEZVOUS_AT=commit.checked`` plus ``LAKEHOUSE_RENDEZVOUS_DIR=<folder>`` and
+    ``LAKEHOUSE_RENDEZVOUS_PEERS=<n>`` (default 2) make every process that reaches the point
+    for the k-th time wait until all n have reached it a k-th time (or have exited); then
+    they go on one at a time, in the order of their process ids, each once the one before
+    has reached the point a (k+1)-th time or exited. So every writer has checked the table
+    before any writes, and each writes after the one before has committed: the race that
+    two runs started together hit now and then, made deterministic. A peer that does not
+    come within ``LAKEHOUSE_RENDEZVOUS_TIMEOUT`` seconds (default 2) is not waited for.
+    Unset (the default), it does nothing.
+    """
+    if name not in RENDEZVOUS:
+        raise ValueError(f"unknown rendezvous {name!r}: add it to lakehouse.faults.RENDEZVOUS")
+    if os.environ.get("LAKEHOUSE_RENDEZVOUS_AT") != name:
+        return
+    import atexit
+    import time
+    from pathlib import Path
+
+    folder = Path(os.environ["LAKEHOUSE_RENDEZVOUS_DIR"])
+    peers = int(os.environ.get("LAKEHOUSE_RENDEZVOUS_PEERS", "2"))
+    timeout = float(os.environ.get("LAKEHOUSE_RENDEZVOUS_TIMEOUT", "2"))
+    me = os.getpid()
+    if not _met:
+        atexit.register(lambda: (folder / f"{me}.exit").touch())
+    _met[name] += 1
+    k = _met[name]
+    (folder / f"{me}.{name}.{k}").touch()
+
+    def pids(pattern: str) -> set[int]:
+        return {int(p.name.split(".")[0]) for p in folder.glob(pattern)}
+
+    deadline = time.monotonic() + timeout
+    while len(pids(f"*.{name}.{k}") | pids("*.exit")) < peers and time.monotonic() < deadline:
+        time.sleep(0.005)
+    before = sorted(p for p in pids(f"*.{name}.{k}") if p < me)
+    deadline = time.monotonic() + timeout
+    while before and time.monotonic() < deadline:
+        released = pids(f"*.{name}.{k + 1}") | pids("*.exit")
+        before = [p for p in before if p not in released]
+        time.sleep(0.005)

@@ -17,12 +17,11 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import cdf, duck, sql
 from lakehouse.commit import (
     app_id,
-    commit_properties,
     committed_version,
     ensure_table,
     open_table,
@@ -50,6 +49,8 @@ class GoldBatch:
     touched: list[Any]
     rows: pa.Table
     gates: list[GateResult]
+    since: dict[str, int | None] | None = None
+    """Application id → silver version consumed before this batch (None: never): what it was prepared from."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,10 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
             gates.append(run_gate(after.select(spec.column_names), spec, stage="silver_to_gold", strict=True))
     if rows.num_rows:
         gates.append(run_gate(rows, model.spec, stage="silver_to_gold", strict=True))
-    return GoldBatch(model, {_app(model, n): v for n, v in current.items()}, touched, rows, gates)
+    return GoldBatch(
+        model, {_app(model, n): v for n, v in current.items()}, touched, rows, gates,
+        since={_app(model, n): v for n, v in consumed.items()},
+    )
 
 
 def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
@@ -172,21 +176,21 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     uri = settings.table_uri("gold", spec.name)
     partition_by = [spec.partition_by] if spec.partition_by else None
     ensure_table(uri, spec.arrow_schema(), options, partition_by=partition_by)
-    props = commit_properties(
-        batch.consumed, {"touched": [str(d) for d in batch.touched], "rows": batch.rows.num_rows}
-    )
+    metadata = {"touched": [str(d) for d in batch.touched], "rows": batch.rows.num_rows}
 
-    def write() -> None:
+    def write(table: DeltaTable, props: CommitProperties) -> None:
         if not batch.touched:
             # nothing downstream changed: still record the versions consumed
-            write_deltalake(uri, batch.rows, mode="append", storage_options=options, commit_properties=props)
+            write_deltalake(table, batch.rows, mode="append", commit_properties=props)
             return
         write_deltalake(
-            uri, batch.rows, mode="overwrite", predicate=sql.in_list(spec.partition_by or "", batch.touched),
-            partition_by=partition_by, storage_options=options, commit_properties=props,
+            table, batch.rows, mode="overwrite", predicate=sql.in_list(spec.partition_by or "", batch.touched),
+            partition_by=partition_by, commit_properties=props,
         )
 
-    landed = write_once(uri, options, transactions=batch.consumed, write=write)
+    landed = write_once(
+        uri, options, transactions=batch.consumed, metadata=metadata, expect=batch.since, write=write,
+    )
     log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)
     preview = pl.from_arrow(batch.rows.slice(0, 20)).to_dicts()  # type: ignore[union-attr]
     return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview,

@@ -6,12 +6,13 @@ with the table, stage, window, outcome, measured value and threshold.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakehouse.commit import ensure_table
+from lakehouse.commit import ensure_table, write_once
 from lakehouse.config import Settings
 from lakehouse.gates import GateResult
 from lakehouse.storage import join, storage_options
@@ -40,8 +41,32 @@ def scan_results_uri(settings: Settings) -> str:
     return join(settings.warehouse, "_quality", "scan_results")
 
 
-def record(settings: Settings, result: GateResult, *, window: Window | None, run_id: str | None) -> None:
-    """Append one gate's checks to the scan results table (a log: a re-run scan adds rows)."""
+def scan_app(result: GateResult, consumer: str) -> str:
+    """The application id of one gate's scans of what ``consumer`` (an app id) consumes.
+
+    >>> scan_app(GateResult("silver.orders", "bronze_to_silver", True, [], 0), "lakehouse:silver/orders<-bronze/orders_raw")
+    'lakehouse:quality/scan_results<-silver.orders:bronze_to_silver@lakehouse:silver/orders<-bronze/orders_raw'
+    """
+    return f"lakehouse:quality/scan_results<-{result.table}:{result.stage}@{consumer}"
+
+
+def record(
+    settings: Settings,
+    result: GateResult,
+    *,
+    window: Window | None,
+    run_id: str | None,
+    consumed: Mapping[str, int] | None = None,
+) -> bool:
+    """Append one gate's checks to the scan results table, once per gated batch.
+
+    ``consumed``: the versions the gated batch takes, by the application id of its
+    consumer (``{"lakehouse:silver/orders<-bronze/orders_raw": 7}``, a gold batch's
+    ``consumed``). The append carries one application transaction per entry
+    (:func:`scan_app`), so a retried gate task or a concurrent run that scans the same
+    batch again adds nothing. Without ``consumed`` every call appends. Returns whether
+    rows were appended.
+    """
     options = storage_options(settings)
     uri = scan_results_uri(settings)
     ensure_table(uri, SCAN_RESULTS_SCHEMA, options, change_data_feed=False)
@@ -65,4 +90,12 @@ def record(settings: Settings, result: GateResult, *, window: Window | None, run
         },
         schema=SCAN_RESULTS_SCHEMA,
     )
-    write_deltalake(uri, data, mode="append", storage_options=options)
+    if not consumed:
+        write_deltalake(uri, data, mode="append", storage_options=options)
+        return True
+
+    def write(table: DeltaTable, props: CommitProperties) -> None:
+        write_deltalake(table, data, mode="append", commit_properties=props)
+
+    transactions = {scan_app(result, consumer): version for consumer, version in consumed.items()}
+    return not write_once(uri, options, transactions=transactions, write=write).already

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
-from deltalake import write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakehouse.bronze import BRONZE_SCHEMA, bronze_name
+from lakehouse.bronze import BRONZE_SCHEMA, REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
     app_id,
-    commit_properties,
     committed_version,
     ensure_table,
     open_table,
@@ -42,7 +41,6 @@ from lakehouse.transform import parse_records
 
 log = logging.getLogger(__name__)
 
-REPLAY_SOURCE = "replay"
 POSITION_PREFIX = "replay:"
 
 
@@ -142,13 +140,13 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
     )
     metadata = {"batch_id": batch_id, "rows": rows.num_rows, "replay_of": f"quarantine.{spec.name}"}
 
-    def write() -> None:
-        write_deltalake(
-            uri, rows, mode="append", storage_options=options,
-            commit_properties=commit_properties({app: sequence}, metadata),
-        )
+    def write(table: DeltaTable, props: CommitProperties) -> None:
+        write_deltalake(table, rows, mode="append", commit_properties=props)
 
-    landed = write_once(uri, options, transactions={app: sequence}, write=write)
+    landed = write_once(
+        uri, options, transactions={app: sequence}, metadata=metadata,
+        expect={app: sequence - 1 or None}, if_another_committed="conflict", write=write,
+    )
     log.info("%s: replayed %d of %d quarantined rows -> bronze.%s version %d",
              spec.qualified_name, rows.num_rows, todo.height, name, landed.version)
     return ReplayResult(

@@ -18,13 +18,13 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import sql
-from lakehouse.bronze import bronze_name
+from lakehouse.bronze import REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
     app_id,
-    commit_properties,
     committed_version,
     ensure_table,
     open_table,
@@ -32,7 +32,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import CountsMismatch, LakehouseError
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.landing import UNREADABLE_LINE
@@ -40,8 +40,10 @@ from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 from lakehouse.transform import (
+    BRONZE_VERSION,
     SILVER_LINEAGE,
     collapse,
+    conflicts,
     order_columns,
     parse_records,
     silver_columns,
@@ -66,26 +68,45 @@ QUARANTINE_SCHEMA = pa.schema(
 def silver_schema(spec: TableSpec) -> pa.Schema:
     lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
     fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
-    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names)])
+    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
 
 
 @dataclass(frozen=True)
 class Counts:
-    """Conservation of one promotion: ``read == merged + rejected + duplicates``."""
+    """Conservation of one promotion: ``read == merged + rejected + duplicates + conflicts``."""
 
     read: int
     merged: int
     rejected: int
     duplicates: int
+    """Rows collapsed into their key's winner: identical copies and older versions."""
     superseded: int = 0
     """Bronze rows of a file that was delivered again later (only the latest counts)."""
+    conflicts: int = 0
+    """Rows with the winner's key and ordering value but another payload (the later delivery won)."""
 
     def check(self) -> None:
-        if self.read != self.merged + self.rejected + self.duplicates:
+        if self.read != self.merged + self.rejected + self.duplicates + self.conflicts:
             raise LakehouseError(
                 f"rows do not add up: read {self.read} != merged {self.merged} + "
-                f"rejected {self.rejected} + duplicates {self.duplicates}"
+                f"rejected {self.rejected} + duplicates {self.duplicates} + conflicts {self.conflicts}"
             )
+
+    def reconcile(self, table: str, *, bronze_rows: int | None, keys: int) -> None:
+        """Check the counts against figures not derived from them, before anything is committed.
+
+        ``bronze_rows``: the rows bronze's own commits say they added in the consumed
+        versions (their ``num_added_rows``; None when a commit does not say): every one is
+        read or superseded. ``keys``: the distinct business keys of the clean rows: each
+        is merged once, so a collapse that lost or doubled a key is caught here.
+        """
+        if bronze_rows is not None and self.read + self.superseded != bronze_rows:
+            raise CountsMismatch(
+                f"{table}: bronze's commits added {bronze_rows} rows, but read {self.read} + "
+                f"superseded {self.superseded} = {self.read + self.superseded}; nothing was committed"
+            )
+        if self.merged != keys:
+            raise CountsMismatch(f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged; nothing was committed")
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,11 @@ class SilverBatch:
     more: bool = False
     """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
 
+    @property
+    def consumed(self) -> dict[str, int]:
+        """Application id → the bronze version this batch takes silver to."""
+        return {_app(self.spec): self.bronze_to}
+
 
 @dataclass(frozen=True)
 class SilverResult:
@@ -111,6 +137,8 @@ class SilverResult:
     version: int | None
     inserted: int = 0
     updated: int = 0
+    unchanged: int = 0
+    """Merged rows that matched a silver row at least as new (merged = inserted + updated + unchanged)."""
     skipped: bool = False
     reasons: dict[str, int] | None = None
     """Rejected rows per reason (the first reason of each row)."""
@@ -133,13 +161,18 @@ def read_increment(bronze: DeltaTable, start: int, end: int) -> tuple[pl.DataFra
 
     A file delivered again under the same key (a corrected re-delivery) supersedes the
     earlier copy; a data file that a lost commit acknowledgement committed twice is read
-    once (STACK.md). Returns the rows and how many bronze rows were superseded.
+    once (STACK.md). A replay delivers single lines, so a replayed line supersedes only an
+    earlier replay of the same line: two replays of one file's lines are both kept. Returns
+    the rows (with ``_commit_version``) and how many bronze rows were superseded.
     """
     reader = bronze.load_cdf(starting_version=start, ending_version=end)
     frame = pl.from_arrow(pa.table(reader.read_all()))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.filter(pl.col("_change_type") == "insert")
-    latest = pl.col("_commit_version") == pl.col("_commit_version").max().over("_source_position")
+    delivery = pl.when(pl.col("_source") == REPLAY_SOURCE).then(
+        pl.format("{}#{}", pl.col("_source_position"), pl.col("_line"))
+    ).otherwise(pl.col("_source_position"))
+    latest = pl.col("_commit_version") == pl.col("_commit_version").max().over(delivery)
     kept = frame.filter(latest).unique(
         subset=["_source_position", "_source_version", "_line"], keep="first", maintain_order=True
     )
@@ -223,6 +256,10 @@ def prepare(
         return None  # only the table's creation: nothing to promote yet
     references = reference_keys(settings, spec, increment, upstream)
     parsed = parse_records(increment.lazy(), spec, references).collect()
+    # each row's delivery order: the bronze commit of its batch (a tie-break, and what
+    # the quarantine has already written)
+    deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
+    parsed = parsed.join(deliveries, on="_batch_id", how="left", maintain_order="left")
     # batch-level checks measure records: a file that could not be read is quarantined, not a NULL row
     records = parsed.filter(pl.col("_line") != UNREADABLE_LINE)
     gate = run_gate(
@@ -232,15 +269,33 @@ def prepare(
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
     clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
     valid = collapse(clean.lazy(), spec).collect()
+    conflicting = conflicts(clean.lazy(), spec).select(pl.len()).collect().item()
     counts = Counts(
         read=parsed.height,
         merged=valid.height,
         rejected=rejected.height,
-        duplicates=clean.height - valid.height,
+        duplicates=clean.height - valid.height - conflicting,
         superseded=superseded,
+        conflicts=conflicting,
     )
     counts.check()
+    counts.reconcile(
+        spec.qualified_name, bronze_rows=_bronze_rows(bronze, start, end), keys=clean.select(spec.keys).n_unique()
+    )
     return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
+
+
+def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
+    """Rows bronze's appends in versions ``start..end`` added, by their commits' own metrics."""
+    total = 0
+    for entry in bronze.history(limit=bronze.version() - start + 1):
+        if not start <= int(entry["version"]) <= end or entry.get("operation") != "WRITE":
+            continue  # the table's creation, a compaction (no data change)
+        rows = (entry.get("operationMetrics") or {}).get("num_added_rows")
+        if rows is None:
+            return None
+        total += int(rows)
+    return total
 
 
 def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
@@ -290,7 +345,14 @@ def _current_partitions(table: DeltaTable, spec: TableSpec, batch: pl.DataFrame)
 
 
 def _quarantine(settings: Settings, batch: SilverBatch) -> None:
-    """Append the rejected rows with their reasons, once per consumed bronze version."""
+    """Append the rejected rows with their reasons, once per consumed bronze version.
+
+    The quarantine table records, as its own application transaction, the last bronze
+    version whose rejects it holds; only the rejects of later bronze versions are
+    written. So whichever promotion consumes a bronze version next (a re-run, the next
+    window after a crash between this commit and silver's, a concurrent run), its rejects
+    are written once.
+    """
     spec = batch.spec
     if batch.rejected.is_empty():
         return
@@ -300,18 +362,30 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
     ensure_table(uri, QUARANTINE_SCHEMA, options)
     rows = (
         batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
-        .select(QUARANTINE_SCHEMA.names)
+        .select(*QUARANTINE_SCHEMA.names, BRONZE_VERSION)
         .to_arrow()
-        .cast(QUARANTINE_SCHEMA)
+        .cast(QUARANTINE_SCHEMA.append(pa.field(BRONZE_VERSION, pa.int64())))
     )
 
-    def write() -> None:
-        write_deltalake(
-            uri, rows, mode="append", storage_options=options,
-            commit_properties=commit_properties({app: batch.bronze_to}),
-        )
+    earlier: list[int] = []
 
-    write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    def write(table: DeltaTable, props: CommitProperties) -> None:
+        done = table.transaction_version(app)
+        version = rows[BRONZE_VERSION]
+        new = rows if done is None else rows.filter(pc.or_kleene(pc.is_null(version), pc.greater(version, done)))
+        earlier.append(rows.num_rows - new.num_rows)
+        if new.num_rows:
+            write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
+
+    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    if landed.already or not earlier:
+        return
+    written = landed.rows_added or 0
+    if written + earlier[-1] != batch.counts.rejected:
+        raise CountsMismatch(
+            f"{spec.qualified_name}: rejected {batch.counts.rejected}, but the quarantine commit wrote {written} "
+            f"and held {earlier[-1]} from an earlier commit; silver was not committed"
+        )
 
 
 def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
@@ -332,18 +406,17 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         "merged": batch.counts.merged,
         "rejected": batch.counts.rejected,
         "duplicates": batch.counts.duplicates,
+        "conflicts": batch.counts.conflicts,
         "superseded": batch.counts.superseded,
     }
-    props = commit_properties({app: batch.bronze_to}, metadata)
     source = batch.valid.select(schema.names).to_arrow().cast(schema)
     metrics: dict[str, int] = {}
 
-    def write() -> None:
+    def write(table: DeltaTable, props: CommitProperties) -> None:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
-            write_deltalake(uri, source, mode="append", storage_options=options, commit_properties=props)
+            write_deltalake(table, source, mode="append", commit_properties=props)
             return
-        table = DeltaTable(uri, storage_options=options)
         current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
@@ -357,7 +430,20 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         )
         metrics.update(outcome)
 
-    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    # conditional on silver having consumed exactly what the batch was prepared from: a
+    # batch that overlaps another writer's promotion is refused (StaleBatch), never merged
+    landed = write_once(
+        uri, options, transactions={app: batch.bronze_to}, metadata=metadata,
+        expect={app: batch.bronze_from - 1 if batch.bronze_from > 0 else None}, write=write,
+    )
+    inserted = int(metrics.get("num_target_rows_inserted", 0))
+    updated = int(metrics.get("num_target_rows_updated", 0))
+    if metrics and (int(metrics.get("num_source_rows", -1)) != batch.counts.merged or inserted + updated > batch.counts.merged):
+        # a merge's metrics exist only once its commit is made: the promotion is committed, the run fails loudly
+        raise CountsMismatch(
+            f"{spec.qualified_name}: merged {batch.counts.merged}, but the merge (version {landed.version}) read "
+            f"{metrics.get('num_source_rows')} source rows, inserted {inserted} and updated {updated}"
+        )
     crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
         "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
@@ -369,8 +455,9 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         bronze_version=batch.bronze_to,
         counts=batch.counts,
         version=landed.version,
-        inserted=int(metrics.get("num_target_rows_inserted", 0)),
-        updated=int(metrics.get("num_target_rows_updated", 0)),
+        inserted=inserted,
+        updated=updated,
+        unchanged=batch.counts.merged - inserted - updated if metrics else 0,
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,

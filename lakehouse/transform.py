@@ -14,8 +14,16 @@ import polars as pl
 from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.specs import Check, Column, TableSpec
 
-ORDER_COLUMNS = ("_landed_at", "_source_position", "_line")
-"""Ingestion order, after the spec's ordering column: deterministic, from the source."""
+BRONZE_VERSION = "_bronze_version"
+"""The bronze commit version that delivered a row: its delivery order."""
+
+ORDER_COLUMNS = ("_landed_at", "_source_position", BRONZE_VERSION, "_line")
+"""Ingestion order, after the spec's ordering column: deterministic, from the source.
+
+Landing time and file decide first; within one file key a later delivery (a corrected
+file re-delivered under the same key, a second replay of a quarantined line) wins over an
+earlier one, whatever the line numbers; within one delivery the later line wins.
+"""
 
 SILVER_LINEAGE = pl.Schema(
     {
@@ -183,11 +191,32 @@ def order_columns(spec: TableSpec) -> list[str]:
 
 
 def collapse(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
-    """One row per business key: the latest by ``order_by``, ties broken by ingestion order."""
-    return rows.sort(order_columns(spec), nulls_last=False).unique(
+    """One row per business key: the latest by ``order_by``, ties broken by ingestion order.
+
+    Rows of a single delivery may come without ``_bronze_version``: their order is the rest.
+    """
+    present = rows.collect_schema().names()
+    return rows.sort([c for c in order_columns(spec) if c in present], nulls_last=False).unique(
         subset=list(spec.keys), keep="last", maintain_order=True
     )
 
 
+def conflicts(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
+    """Rows that lose a tie: same key and ``order_by`` value as the winner, another payload.
+
+    Versions of a key whose ordering value is the newest one are compared by the spec's
+    columns: identical copies are duplicates, each further distinct payload is a conflict
+    (resolved by the tie-break, :data:`ORDER_COLUMNS`: the later delivery wins). Older
+    versions are simply collapsed. Without ``order_by`` nothing is a conflict. One row
+    per losing payload; ``.select(pl.len())`` counts them.
+    """
+    if not spec.order_by:
+        return rows.head(0).select(spec.column_names)
+    keys, order = list(spec.keys), spec.order_by
+    newest = rows.filter(pl.col(order) == pl.col(order).max().over(keys))
+    distinct = newest.select(spec.column_names).unique()
+    return distinct.filter(pl.int_range(pl.len()).over(keys) > 0)
+
+
 def silver_columns(spec: TableSpec) -> list[str]:
-    return [*spec.column_names, *SILVER_LINEAGE]
+    return [*spec.column_names, *SILVER_LINEAGE, BRONZE_VERSION]

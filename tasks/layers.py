@@ -37,13 +37,15 @@ def ingest_bronze(settings: Settings, dataset: Dataset, window: Window) -> bronz
     return result
 
 
-def publish_gate(settings: Settings, result: GateResult, window: Window | None = None) -> None:
+def publish_gate(
+    settings: Settings, result: GateResult, window: Window | None = None, consumed: dict[str, int] | None = None
+) -> None:
     """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact.
 
     Artifact keys: ``gate-silver-orders`` (bronze→silver), ``gate-silver-orders-to-gold``
     (the silver rows a gold model reads) and ``gate-gold-daily-sales``.
     """
-    quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None)
+    quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None, consumed=consumed)
     # a silver table is gated twice per run (entering silver, and as gold's input): one key each
     suffix = "-to-gold" if result.table.startswith("silver.") and result.stage == "silver_to_gold" else ""
     create_table_artifact(
@@ -107,7 +109,7 @@ def prepare_silver(
     present = {name: b for name, b in (upstream or {}).items() if b is not None}
     batch = silver.prepare(settings, dataset, present, now=window.end if window else None)
     if batch is not None:
-        publish_gate(settings, batch.gate, window)
+        publish_gate(settings, batch.gate, window, batch.consumed)
     return batch
 
 
@@ -118,8 +120,8 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
     result = silver.commit(settings, batch)
     c = batch.counts
     get_run_logger().info(
-        "%s: read %d = merged %d + rejected %d + duplicates %d (inserted %d, updated %d)",
-        result.table, c.read, c.merged, c.rejected, c.duplicates, result.inserted, result.updated,
+        "%s: read %d = merged %d + rejected %d + duplicates %d + conflicts %d (inserted %d, updated %d)",
+        result.table, c.read, c.merged, c.rejected, c.duplicates, c.conflicts, result.inserted, result.updated,
     )
     return result
 
@@ -131,7 +133,7 @@ def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel, windo
     batch = gold.prepare(settings, pipeline, model)
     if batch is not None:
         for result in batch.gates:
-            publish_gate(settings, result, window)
+            publish_gate(settings, result, window, batch.consumed)
     return batch
 
 

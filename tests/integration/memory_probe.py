@@ -45,7 +45,7 @@ def _setup(orders: int) -> None:
     )
     stamp = pl.col("ordered_at") + pl.duration(minutes=5)
     lineage = [pl.lit("history:1").alias("_batch_id"), pl.lit("history").alias("_source_position"),
-               pl.col("n").alias("_line"), stamp.alias("_landed_at")]
+               pl.col("n").alias("_line"), stamp.alias("_landed_at"), pl.lit(1, dtype=pl.Int64).alias("_bronze_version")]
     orders_frame = history.select(
         "order_id", pl.format("C-{}", pl.col("n") % 5000).alias("customer_id"), pl.lit("delivered").alias("status"),
         "ordered_at", stamp.alias("updated_at"), pl.col("ordered_at").dt.date().alias("order_date"), *lineage,

@@ -133,7 +133,7 @@ def test_bad_input(warehouse: str, case: str, dataset: str, data: bytes, outcome
     assert batch is not None
     c = batch.counts
     assert landed.rows == c.read + c.superseded
-    assert c.read == c.merged + c.rejected + c.duplicates
+    assert c.read == c.merged + c.rejected + c.duplicates + c.conflicts
 
     if outcome == "block":
         assert not batch.gate.passed

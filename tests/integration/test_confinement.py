@@ -34,7 +34,7 @@ def _ingest_and_promote(settings: Settings) -> pl.DataFrame:
     assert bronze.ingest(settings, orders, WINDOW, landing=open_store(settings.landing_root, settings)).skipped  # recorded once
     batch = silver.prepare(settings, orders, now=WINDOW.end)
     assert batch is not None and batch.gate.passed, batch.gate.summary() if batch else None
-    assert batch.counts.read == batch.counts.merged + batch.counts.rejected + batch.counts.duplicates
+    assert batch.counts.read == batch.counts.merged + batch.counts.rejected + batch.counts.duplicates + batch.counts.conflicts
     silver.commit(settings, batch)
     return pl.read_delta(settings.table_uri("quarantine", "orders"), storage_options=storage_options(settings))
 

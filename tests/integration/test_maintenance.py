@@ -20,7 +20,7 @@ from lakehouse.config import Settings
 from lakehouse.declaration import load
 from lakehouse.errors import CommitConflict
 from lakehouse.storage import open_store, storage_options
-from tests.integration.helpers import contents, land, read, run, versions
+from tests.integration.helpers import contents, land, read, run, versions, without
 from tests.integration.helpers import window_end as end_of
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -76,10 +76,11 @@ def test_maintenance_compacts_every_table_and_later_windows_match_a_run_without_
         assert_frame_equal(after[name], before[name])
 
     assert run(3).is_completed()
-    maintained = contents()
+    # bronze's version numbers count maintenance's commits too: compare the order they give, not their values
+    maintained = without(contents(), "_bronze_version")
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", twin)
     assert run(3).is_completed()
-    plain = contents()
+    plain = without(contents(), "_bronze_version")
     assert plain.keys() == maintained.keys()
     for name in plain:
         assert_frame_equal(maintained[name], plain[name])

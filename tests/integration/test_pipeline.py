@@ -34,7 +34,7 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(in_order: InOrder, mo
     summary = in_order.summary(1)  # the run completed (InOrder asserts it)
     in_order.use(1, monkeypatch)
     for t in summary["tables"]:
-        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"]
+        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"] + t["conflicts"]
         assert t["read"] > 0
         assert t["files_added"] >= 1  # the summary says what each merge wrote
     assert all(b["commits"] == 1 and b["files_added"] == 1 for b in summary["bronze"])
@@ -70,7 +70,7 @@ def test_rerunning_any_window_commits_nothing(in_order: InOrder, monkeypatch) ->
 def test_out_of_order_windows_give_the_same_silver_after_a_quarantine_replay(in_order: InOrder, moto, monkeypatch) -> None:
     # Whether a line selling a new product is quarantined depends on whether the catalogue
     # entry arrived in the same run (fault 10); a replay makes both orders end equal.
-    lineage = ("_batch_id", "_source_position")  # replayed rows carry replay:<position>
+    lineage = ("_batch_id", "_source_position", "_bronze_version")  # replayed rows carry replay:<position>; bronze versions follow the run order
     in_order.clone(4, monkeypatch, landed=4)  # land(4), windows 1, 2, 3 and 4 completed in order
     assert replay().is_completed()
     in_order = {n: read("silver", n, drop=lineage) for n in ("products", "orders", "order_items")}

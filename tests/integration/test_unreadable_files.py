@@ -52,7 +52,7 @@ def test_a_corrupt_gzip_is_quarantined_once_with_its_cause_and_later_windows_run
     attempts = asyncio.run(task_attempts(first.state_details.flow_run_id))
     assert attempts["bronze orders"] == 1  # nothing to retry: the file is data, not an outage
     orders = next(t for t in first.result()["tables"] if t["table"] == "silver.orders")
-    assert orders["read"] == orders["merged"] + orders["rejected"] + orders["duplicates"]
+    assert orders["read"] == orders["merged"] + orders["rejected"] + orders["duplicates"] + orders["conflicts"]
     assert orders["reasons"].get("unreadable") == 1
 
     # bronze keeps the whole file (base64) with its cause, as one row standing for the file

@@ -22,7 +22,7 @@ def test_a_commit_whose_acknowledgement_was_lost_counts_as_done(tmp_path) -> Non
     ensure_table(uri, SCHEMA, {})
     calls = []
 
-    def lands_then_raises() -> None:
+    def lands_then_raises(table: DeltaTable, props: object) -> None:
         calls.append(1)
         append(uri, 1)
         raise OSError("connection reset while reading the response")
@@ -30,7 +30,7 @@ def test_a_commit_whose_acknowledgement_was_lost_counts_as_done(tmp_path) -> Non
     landed = write_once(uri, {}, transactions={APP: 1}, write=lands_then_raises)
     assert landed.already and calls == [1]
     # a retry (a Prefect task retry, or a re-run) reads the version and writes nothing
-    again = write_once(uri, {}, transactions={APP: 1}, write=lambda: append(uri, 1))
+    again = write_once(uri, {}, transactions={APP: 1}, write=lambda table, props: append(uri, 1))
     assert again.already
     table = DeltaTable(uri)
     assert table.to_pyarrow_table().num_rows == 1
@@ -42,13 +42,13 @@ def test_a_write_that_did_not_land_raises_and_leaves_progress_unchanged(tmp_path
     uri = str(tmp_path / "t")
     ensure_table(uri, SCHEMA, {})
 
-    def fails() -> None:
+    def fails(table: DeltaTable, props: object) -> None:
         raise OSError("endpoint down")
 
     with pytest.raises(OSError, match="endpoint down"):
         write_once(uri, {}, transactions={APP: 1}, write=fails)
     assert DeltaTable(uri).transaction_version(APP) is None
-    landed = write_once(uri, {}, transactions={APP: 1}, write=lambda: append(uri, 1))
+    landed = write_once(uri, {}, transactions={APP: 1}, write=lambda table, props: append(uri, 1))
     assert not landed.already and DeltaTable(uri).to_pyarrow_table().num_rows == 1
 
 
@@ -57,8 +57,7 @@ def test_every_transaction_must_be_committed_for_a_write_to_count_as_done(tmp_pa
     ensure_table(uri, SCHEMA, {})
     other = app_id("gold/g", "silver/u")
     append(uri, 3)  # APP at 3, other never
-    done = write_once(uri, {}, transactions={APP: 3, other: 1}, write=lambda: write_deltalake(
-        uri, pa.table({"k": ["b"]}, schema=SCHEMA), mode="append",
-        commit_properties=commit_properties({APP: 3, other: 1})))
+    done = write_once(uri, {}, transactions={APP: 3, other: 1}, write=lambda table, props: write_deltalake(
+        table, pa.table({"k": ["b"]}, schema=SCHEMA), mode="append", commit_properties=props))
     assert not done.already
     assert DeltaTable(uri).transaction_version(other) == 1
