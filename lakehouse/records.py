@@ -102,7 +102,8 @@ def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
         rows = suspect.arg_true()
         refused = rows.filter(raw.gather(rows).str.json_path_match("$").is_null())
         if not refused.is_empty():
-            frame = frame.with_columns(frame.get_column(KEYS).scatter(refused, None))
+            mask = pl.repeat(False, raw.len(), eager=True).scatter(refused, True)
+            frame = frame.with_columns(pl.when(mask).then(None).otherwise(pl.col(c)).alias(c) for c in frame.columns)
     return frame
 
 

@@ -277,9 +277,11 @@ def test_text_records_from_csv_are_parsed_by_strict_text_formats() -> None:
     assert (out["payment_id"], out["note"], out["captured"]) == (1, "12", True)
 
 
-def test_duplicate_members_are_rejected() -> None:
-    got = reasons(PAYMENTS, payment()[:-1] + ', "amount": "1.00"}')
-    assert got == ["malformed: member amount appears twice"]
+def test_duplicate_members_nan_and_deep_nesting_are_not_records() -> None:
+    got = reasons(PAYMENTS, payment()[:-1] + ', "amount": "1.00"}', payment(rate=float("nan")),
+                  payment(meta=json.loads("[" * 200 + "]" * 200)), payment(meta=json.loads("[" * 20 + "]" * 20)))
+    assert got == ["malformed: member amount appears twice", "malformed: not a parseable JSON object",
+                   "malformed: not a parseable JSON object", None]
 
 
 def test_unknown_and_renamed_members_are_reported_and_can_fail_the_record() -> None:
