@@ -44,6 +44,7 @@ from lakehouse.transform import (
     order_columns,
     parse_records,
     silver_columns,
+    unknown_field_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class SilverBatch:
     gate: GateResult
     more: bool = False
     """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
+    unknown_fields: Mapping[str, int] | None = None
+    """Records per member that is not a column (``AMOUNT (looks like amount)``: a variant of one)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class SilverResult:
     """One rejected row per reason: its full reason and the start of its raw text."""
     files_added: int = 0
     """Data files the merge added to the silver table."""
+    unknown_fields: Mapping[str, int] | None = None
+    """Records per member that is not a column, as in :attr:`SilverBatch.unknown_fields`."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -237,7 +242,13 @@ def prepare(
         superseded=superseded,
     )
     counts.check()
-    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
+    unknown = unknown_field_counts(parsed)
+    if unknown:
+        log.warning(
+            "%s: members that are not columns (unknown_fields: %s): %s", spec.qualified_name, spec.unknown_fields,
+            ", ".join(f"{name} in {n} records" for name, n in unknown.items()),
+        )
+    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown)
 
 
 def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
@@ -371,6 +382,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,
+        unknown_fields=batch.unknown_fields,
     )
 
 
