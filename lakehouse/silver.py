@@ -18,7 +18,7 @@ from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable, Schema, write_deltalake
 
 from lakehouse import sql
 from lakehouse.bronze import bronze_name
@@ -32,7 +32,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import LakehouseError
+from lakehouse.errors import LakehouseError, SchemaDrift
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.lookup import rows_with_keys
@@ -328,7 +328,8 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     options = storage_options(settings)
     uri = _uri(settings, spec)
     schema = silver_schema(spec)
-    ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    existing = ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    evolve = bool(schema_change(existing, schema, spec))  # refuses before anything is written
     _quarantine(settings, batch)
     crash_point("silver.quarantined")
 
@@ -349,7 +350,10 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     def write() -> None:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
-            write_deltalake(uri, source, mode="append", storage_options=options, commit_properties=props)
+            write_deltalake(
+                uri, source, mode="append", storage_options=options, commit_properties=props,
+                schema_mode="merge" if evolve else None,
+            )
             return
         table = DeltaTable(uri, storage_options=options)
         current = _current_partitions(table, spec, batch.valid)
@@ -357,7 +361,8 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         newer = sql.lexicographic_greater(order_columns(spec))
         outcome = (
             table.merge(
-                source, predicate, source_alias="s", target_alias="t", commit_properties=props
+                source, predicate, source_alias="s", target_alias="t", commit_properties=props,
+                merge_schema=evolve,
             )
             .when_matched_update_all(predicate=newer)
             .when_not_matched_insert_all()
@@ -384,6 +389,36 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         files_added=landed.files_added,
         unknown_fields=batch.unknown_fields,
     )
+
+
+def schema_change(table: DeltaTable, declared: pa.Schema, spec: TableSpec) -> list[str]:
+    """The declared columns the existing silver table lacks (added by the merge: a Delta
+    schema evolution in the same commit); raises ``SchemaDrift`` naming the column for any
+    other difference: a changed type, a column the declaration dropped, a new column
+    declared ``nullable: false`` (the table's existing rows would break it)."""
+    have = {f.name: f.type for f in table.schema().fields}
+    want = {f.name: f.type for f in Schema.from_arrow(declared).fields}
+    problems = [
+        f"column {name} is {_delta_type(have[name])} in the table, {spec.column(name).dtype} in the declaration"
+        for name in want if name in have and have[name] != want[name] and name in spec.column_names
+    ]
+    problems += [f"column {name} is in the table but not in the declaration" for name in have if name not in want]
+    added = [name for name in want if name not in have]
+    problems += [
+        f"column {name} is new and declared nullable: false (the table's rows have no value for it)"
+        for name in added if name in spec.column_names and not spec.column(name).nullable
+    ]
+    if problems:
+        raise SchemaDrift(
+            f"{spec.qualified_name}: the declaration does not match the existing table: {'; '.join(problems)}. "
+            "Columns are a contract: add nullable columns, never rename or retype one (rebuild the table from bronze to change it)"
+        )
+    return added
+
+
+def _delta_type(t: object) -> str:
+    """``string``, ``long``, ``decimal(12,2)``: a Delta type as its name."""
+    return str(getattr(t, "type", t))
 
 
 def _reason_kind() -> pl.Expr:
