@@ -17,6 +17,7 @@ types: every value is text, parsed by the same strict text formats.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 
@@ -60,6 +61,16 @@ def text_name(name: str) -> str:
 
 
 KEYS = "__keys"
+CHUNK_ROWS = 200_000
+
+
+@functools.cache
+def _database() -> duckdb.DuckDBPyConnection:
+    """One in-memory database per process (opening one costs tens of milliseconds): no
+    tables, no files, external access off; each call works in a cursor of its own."""
+    con = duckdb.connect(config={"enable_external_access": False})
+    con.execute("SET produce_arrow_string_view = true")  # Polars' own string layout: no copy
+    return con
 
 
 def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
@@ -83,18 +94,22 @@ def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
              v."{n}" AS "{text_name(n)}" """
         for n in names
     )
-    con = duckdb.connect(config={"enable_external_access": False})
+    query = (
+        f"SELECT json_keys(o) AS {KEYS}{kinds} FROM ("
+        "  SELECT o, from_json(o, ?) AS j, from_json(o, ?) AS v FROM ("
+        "    SELECT CASE WHEN json_valid(r) AND json_type(r) = 'OBJECT' THEN r END AS o FROM records))"
+    )
+    con = _database().cursor()  # a connection of its own: registrations and threads do not mix
+    parts = []
     try:
-        con.execute("SET produce_arrow_string_view = true")  # Polars' own string layout: no copy
-        con.register("records", pa.table({"r": raw.cast(pl.String).to_arrow()}))
-        frame = con.execute(
-            f"SELECT json_keys(o) AS {KEYS}{kinds} FROM ("
-            "  SELECT o, from_json(o, ?) AS j, from_json(o, ?) AS v FROM ("
-            "    SELECT CASE WHEN json_valid(r) AND json_type(r) = 'OBJECT' THEN r END AS o FROM records))",
-            [as_json, as_text],
-        ).pl()
+        # in slices, so that DuckDB's working memory follows the slice, not the batch
+        for start in range(0, max(raw.len(), 1), CHUNK_ROWS):
+            con.register("records", pa.table({"r": raw.slice(start, CHUNK_ROWS).cast(pl.String).to_arrow()}))
+            parts.append(con.execute(query, [as_json, as_text]).pl())
+            con.unregister("records")
     finally:
         con.close()
+    frame = pl.concat(parts)
     assert frame.height == raw.len()
     # the rare record that DuckDB reads and JSON (or Polars) refuses: checked by Polars too
     suspect = raw.str.contains(r"NaN|Infinity") | (raw.str.count_matches(r"[\[{]") >= 128)
@@ -107,9 +122,9 @@ def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
     return frame
 
 
-def convert(column: Column, *, values: RecordValues = "json") -> tuple[pl.Expr, pl.Expr]:
-    """``(value, reason)`` of a member for ``column``: the typed value (null when refused)
-    and why it was refused (null when it was not, or when the member is absent).
+def convert(column: Column, *, values: RecordValues = "json") -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """``(value, refused, reason)`` of a member for ``column``: the typed value (null when
+    refused), whether it was refused (false when absent) and why (null when it was not).
 
     Reads the member's ``__type_<name>`` and ``__text_<name>`` columns (:func:`members`).
     """
@@ -178,5 +193,5 @@ def convert(column: Column, *, values: RecordValues = "json") -> tuple[pl.Expr, 
     reason: pl.Expr = pl.lit(None, pl.String)
     for refused, message in reversed(steps):
         reason = pl.when(refused).then(message).otherwise(reason)
-    reason = pl.when(present).then(reason)
-    return pl.when(present & reason.is_null()).then(value).cast(column.polars_dtype()), reason
+    refused = present & pl.any_horizontal([when for when, _ in steps] or [pl.lit(False)]).fill_null(False)
+    return pl.when(present & ~refused).then(value).cast(column.polars_dtype()), refused, pl.when(present).then(reason)

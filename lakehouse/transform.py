@@ -95,55 +95,62 @@ def parse_records(
     landing_error = pl.col(records.text_name(records.ERROR_MEMBER))
     is_record = is_object & landing_error.is_null()  # a record whose fields are worth checking
     converted = [records.convert(c, values=spec.record_values) for c in fields]
-    typed = [value.alias(c.name) for c, (value, _) in zip(fields, converted, strict=True)]
+    typed = [value.alias(c.name) for c, (value, _, _) in zip(fields, converted, strict=True)]
     derived = [_derive(c).alias(c.name) for c in spec.columns if c.derive is not None]
 
-    reasons: list[pl.Expr] = [
-        pl.when(landing_error.is_not_null()).then(landing_error),
-        pl.when(landing_error.is_null() & ~is_object).then(pl.lit("malformed: not a parseable JSON object")),
-        pl.when(raw.str.contains("\ufffd", literal=True)).then(pl.lit("encoding: not valid UTF-8")),
-        pl.when(is_object & (keys.list.len() != keys.list.n_unique())).then(
-            pl.format("malformed: member {} appears twice", keys.list.eval(pl.element().filter(pl.element().is_duplicated())).list.unique(maintain_order=True).list.join(", "))
+    # (when, reason): a row is rejected when any holds; reasons are only worded for those rows
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (landing_error.is_not_null(), landing_error),
+        (landing_error.is_null() & ~is_object, pl.lit("malformed: not a parseable JSON object")),
+        (raw.str.contains("\ufffd", literal=True), pl.lit("encoding: not valid UTF-8")),
+        (
+            is_object & (keys.list.len() != keys.list.n_unique()),
+            pl.format("malformed: member {} appears twice", keys.list.eval(pl.element().filter(pl.element().is_duplicated())).list.unique(maintain_order=True).list.join(", ")),
         ),
     ]
     missing_checked = {ch.column for ch in spec.checks if ch.kind == "missing"}
-    for c, (_, reason) in zip(fields, converted, strict=True):
-        reasons.append(reason)
+    for c, (_, refused, reason) in zip(fields, converted, strict=True):
+        checks.append((refused, reason))
         if not c.nullable and c.name not in missing_checked:
             # absent or JSON null; a value of the wrong type has its own reason above
-            present = pl.col(records.type_name(c.name)).is_in(["NULL"]).not_() & pl.col(records.type_name(c.name)).is_not_null()
-            reasons.append(
-                pl.when(is_record & ~present).then(pl.lit(f"missing {c.name}: declared nullable: false"))
-            )
-    unknown = _unknown_fields(spec)
+            kind = pl.col(records.type_name(c.name))
+            checks.append((is_record & (kind.is_null() | (kind == "NULL")), pl.lit(f"missing {c.name}: declared nullable: false")))
     if spec.unknown_fields == "fail":
-        reasons.append(
-            pl.when(is_record & (pl.col("_unknown_fields").list.len() > 0)).then(
-                pl.format("unknown field {}: unknown_fields: fail", pl.col("_unknown_fields").list.join(", "))
-            )
-        )
+        checks.append((
+            is_record & (pl.col("_unknown_fields").list.len() > 0),
+            pl.format("unknown field {}: unknown_fields: fail", pl.col("_unknown_fields").list.join(", ")),
+        ))
     for check in spec.checks:
         rule = _rule(check, references or {})
         if rule is not None:
             violated, reason = rule
-            reasons.append(pl.when(is_record & violated).then(reason))
+            checks.append((is_record & violated, reason))
+
+    staged = (
+        pl.concat([frame, found], how="horizontal")
+        .lazy()
+        .with_columns(*typed, _unknown_fields(spec).alias("_unknown_fields"))
+        .with_columns(derived)
+        .with_columns(pl.any_horizontal([when for when, _ in checks]).fill_null(False).alias("__rejected"))
+        .collect()
+    )
+    rejected_rows = staged.get_column("__rejected").arg_true()
+    worded = (
+        staged.lazy()
+        .filter("__rejected")
+        .select(pl.concat_list([pl.when(when).then(reason) for when, reason in checks]).list.drop_nulls().list.join("; "))
+        .collect()
+        .to_series()
+    )
+    reasons = pl.repeat(None, staged.height, dtype=pl.String, eager=True).scatter(rejected_rows, worded)
 
     lineage = [name for name in SILVER_LINEAGE if name != "_batch_id"]
     return (
-        pl.concat([frame, found], how="horizontal")
-        .lazy()
-        .with_columns(*typed, unknown.alias("_unknown_fields"))
-        .with_columns(derived)
+        staged.lazy()
         .with_columns(
-            pl.concat_list(reasons).list.drop_nulls().list.join("; ").alias("_reject_reason"),
+            reasons.alias("_reject_reason"),
             # a bad CSV row is quarantined as its own line, not as the landing parser's wrapper
             pl.coalesce(pl.col(records.text_name(records.LINE_MEMBER)), raw).alias("_raw"),
-        )
-        .with_columns(
-            pl.when(pl.col("_reject_reason") == "")
-            .then(None)
-            .otherwise(pl.col("_reject_reason"))
-            .alias("_reject_reason")
         )
         .select(
             [
