@@ -268,7 +268,8 @@ def table_counts(merged: list) -> list[dict[str, Any]]:
     return [
         {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
          "conflicts": r.counts.conflicts, "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
-         "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {}}
+         "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {},
+         "unknown_fields": dict(r.unknown_fields or {})}
         for r in merged
     ]
 
@@ -295,6 +296,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             for why, n in t["reasons"].items():
                 example = t["examples"].get(why, "").replace("`", "'")
                 lines.append(f"- {n} × {why}" + (f": e.g. `{example}`" if example else ""))
+    for t in summary["tables"]:
+        if t.get("unknown_fields"):
+            lines += ["", f"Members that are not columns of {t['table']} (records carrying each):", ""]
+            lines += [f"- {n} × `{name}`" for name, n in t["unknown_fields"].items()]
     for g in summary["gold"]:
         lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
                       f"({', '.join(g['partitions'])}), {g['rows']} rows, {g.get('files_added', 0)} files added."]

@@ -102,7 +102,10 @@ class SourceDecl(_Model):
 class ColumnDecl(_Model):
     type: str
     nullable: bool = True
+    """``false``: a record whose value is null or absent is quarantined."""
     derive: str | None = None
+    strings_as_numbers: bool | None = None
+    """``true``: this int64/float64 column also accepts a JSON string holding the number."""
 
 
 _KINDS = ("missing", "valid_values", "range", "duplicate", "reference", "freshness", "row_count")
@@ -185,6 +188,19 @@ class DatasetDecl(_Model):
     zorder: list[str] | str = []
     """Columns to z-order the silver table's files by (maintenance), not the partition column."""
     description: str = ""
+    strings_as_numbers: bool = False
+    """``true``: every int64/float64 column also accepts a JSON string holding the number."""
+    unknown_fields: Literal["warn", "fail", "evolve"] = "warn"
+    """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the record."""
+
+    @model_validator(mode="after")
+    def _evolve_not_yet(self) -> DatasetDecl:
+        if self.unknown_fields == "evolve":
+            raise ValueError(
+                "unknown_fields: evolve is not supported yet (the silver table cannot gain columns "
+                "from the data): use warn, or fail, and declare the new column"
+            )
+        return self
 
     @field_validator("prefix")
     @classmethod
@@ -307,7 +323,9 @@ class _Problems:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(self.items))
 
 
-def _column(name: str, decl: str | ColumnDecl, where: str, problems: _Problems) -> Column | None:
+def _column(
+    name: str, decl: str | ColumnDecl, where: str, problems: _Problems, *, strings_as_numbers: bool = False
+) -> Column | None:
     if not _NAME.match(name):
         problems.add(where, f"{name!r} is not a valid column name (letters, digits and _, not starting with a digit)")
         return None
@@ -323,7 +341,14 @@ def _column(name: str, decl: str | ColumnDecl, where: str, problems: _Problems) 
     elif dtype not in SIMPLE_TYPES:
         problems.add(where + ".type", f"unknown type {d.type!r}: expected one of {', '.join(SIMPLE_TYPES)} or decimal(p,s)")
         return None
-    return Column(name, dtype, nullable=d.nullable, derive=d.derive)
+    as_numbers = strings_as_numbers if d.strings_as_numbers is None else d.strings_as_numbers
+    if d.strings_as_numbers and dtype not in ("int64", "float64"):
+        problems.add(where + ".strings_as_numbers", f"applies to int64 and float64 columns; {name} is {dtype}")
+        return None
+    return Column(
+        name, dtype, nullable=d.nullable, derive=d.derive,
+        strings_as_numbers=as_numbers and dtype in ("int64", "float64"),
+    )
 
 
 def _check(
@@ -382,7 +407,7 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         problems.add(where + ".source", f"no source {decl.source!r} (sources: {', '.join(pipe.sources) or 'none'})")
     columns: dict[str, Column] = {}
     for col_name, col_decl in decl.columns.items():
-        col = _column(col_name, col_decl, f"{where}.columns.{col_name}", problems)
+        col = _column(col_name, col_decl, f"{where}.columns.{col_name}", problems, strings_as_numbers=decl.strings_as_numbers)
         if col is not None:
             columns[col_name] = col
     for col in columns.values():
@@ -424,6 +449,8 @@ def _dataset(name: str, decl: DatasetDecl, pipe: PipelineDecl, where: str, probl
         partition_by=decl.partition_by,
         checks=tuple(checks),
         description=decl.description,
+        unknown_fields=decl.unknown_fields,
+        record_values="text" if source.format == "csv" else "json",
     )
     return Dataset(
         spec, decl.source, prefix, source.format, source.compression, source.landing_time, zorder,

@@ -9,6 +9,7 @@ else from the object's last-modified time.
 from __future__ import annotations
 
 import base64
+import csv
 import gzip
 import hashlib
 import io
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
+from lakehouse import records
 from lakehouse.storage import ObjectInfo, ObjectStore, UnsafeKey
 
 _KEY_TIME = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})/")
@@ -249,14 +251,77 @@ def _cause(what: str, exc: BaseException) -> str:
     return f"{what}: {exc} ({kind})"
 
 
+_CSV_FIELD = r'(?:[^",]*|"(?:[^"]|"")*")'
+_CSV_RECORD = rf"^{_CSV_FIELD}(?:,{_CSV_FIELD})*$"
+
+
+def _csv_records(text: str) -> pl.DataFrame:
+    """The rows of a CSV file (RFC 4180: ``,`` and ``"``, a header) as JSON objects of strings.
+
+    Each row is checked on its own, so one bad row does not take the file with it: a row
+    whose quoting is broken or whose field count differs from the header's becomes a
+    record that says so (:data:`lakehouse.records.ERROR_MEMBER`) and keeps its own text
+    (:data:`lakehouse.records.LINE_MEMBER`); a header that names a column twice makes every
+    row such a record, since which value is which cannot be told. A quoted field may span
+    lines; ``_line`` is the line a row starts on. An empty cell is null.
+    """
+    physical = (
+        pl.DataFrame({"_raw": [text]})
+        .select(pl.col("_raw").str.split("\n"))
+        .explode("_raw")
+        .with_row_index("_line", offset=1)
+        .with_columns(pl.col("_raw").str.strip_chars_end("\r"), pl.col("_line").cast(pl.Int64))
+    )
+    # a row goes on while a quoted field is open (it holds a line break): quotes that open
+    # (at a field's start) or close (at its end) a field count, a stray one inside does not
+    quotes = pl.col("_raw").str.count_matches(r'(?:^|,)"') + pl.col("_raw").str.count_matches(r'"(?:,|$)')
+    starts = ((quotes.cum_sum() - quotes) % 2 == 0).cum_sum().alias("_row")
+    rows = (
+        physical.with_columns(starts)
+        .group_by("_row", maintain_order=True)
+        .agg(pl.col("_line").first(), pl.col("_raw").str.join("\n"))
+        .filter(pl.col("_raw").str.strip_chars() != "")
+        .drop("_row")
+    )
+    if rows.is_empty():
+        return pl.DataFrame(schema={"_raw": pl.String, "_line": pl.Int64})
+    header_text = rows.item(0, "_raw")
+    header = next(csv.reader([header_text]))
+    body = rows.slice(1)
+    fields = pl.col("_raw").str.replace_all(r'"(?:[^"]|"")*"', "").str.count_matches(",", literal=True) + 1
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    problem = (
+        pl.when(pl.lit(bool(repeated))).then(pl.lit(f"malformed CSV file: the header names {', '.join(repeated)} more than once"))
+        .when(~pl.col("_raw").str.contains(_CSV_RECORD)).then(pl.lit("malformed CSV row: bad quoting (a quote inside an unquoted field, or one never closed)"))
+        .when(fields != len(header)).then(pl.format(f"malformed CSV row: {{}} fields where the header has {len(header)}", fields))
+    )
+    body = body.with_columns(problem.alias("_problem"))
+    good = body.filter(pl.col("_problem").is_null())
+    bad = body.filter(pl.col("_problem").is_not_null())
+    parts = []
+    if not good.is_empty():
+        table = "\n".join([header_text, *good.get_column("_raw")])
+        frame = pl.read_csv(io.StringIO(table), infer_schema=False, has_header=True)
+        parts.append(_records_as_json(frame, first_line=0).drop("_line").with_columns(good.get_column("_line")))
+    if not bad.is_empty():
+        wrapped = pl.struct(
+            pl.col("_problem").alias(records.ERROR_MEMBER), pl.col("_raw").alias(records.LINE_MEMBER)
+        ).struct.json_encode()
+        parts.append(bad.select(wrapped.alias("_raw"), "_line"))
+    if not parts:
+        return pl.DataFrame(schema={"_raw": pl.String, "_line": pl.Int64})
+    return pl.concat(parts).sort("_line")
+
+
 def parse_file(data: bytes, *, format: str = "jsonl", compression: str = "none", key: str = "") -> pl.DataFrame:
     """The records of one file as ``_raw`` text and ``_line`` numbers.
 
     JSONL: one row per non-blank line, as received. CSV and Parquet: one JSON object per
-    row (CSV values stay text, typed later like JSON fields). A file that cannot be read
-    at all (a corrupt or truncated gzip, a file that is not Parquet) becomes one row
-    (:func:`unreadable`) holding its cause and the whole file, so that silver quarantines
-    it with that cause instead of bronze losing it or the run failing on it.
+    row (CSV values stay text: silver parses them by strict text formats, the dataset's
+    source being CSV; a bad CSV row is a record of its own, see :func:`_csv_records`). A file
+    that cannot be read at all (a corrupt or truncated gzip, a file that is not Parquet)
+    becomes one row (:func:`unreadable`) holding its cause and the whole file, so that silver
+    quarantines it with that cause instead of bronze losing it or the run failing on it.
     """
     if compression == "gzip" or key.endswith(".gz"):
         try:
@@ -267,8 +332,7 @@ def parse_file(data: bytes, *, format: str = "jsonl", compression: str = "none",
         return _lines_of_text(data.decode("utf-8-sig", errors="replace"))
     try:
         if format == "csv":
-            frame = pl.read_csv(io.BytesIO(data), infer_schema=False, encoding="utf8-lossy")
-            return _records_as_json(frame, first_line=2)
+            return _csv_records(data.decode("utf-8-sig", errors="replace"))
         if format == "parquet":
             return _records_as_json(pl.read_parquet(io.BytesIO(data)), first_line=1)
     except (pl.exceptions.PolarsError, OSError) as exc:

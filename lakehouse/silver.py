@@ -19,7 +19,7 @@ from datetime import datetime
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 
 from lakehouse import sql
 from lakehouse.bronze import REPLAY_SOURCE, bronze_name
@@ -32,7 +32,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import CountsMismatch, LakehouseError
+from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift
 from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.landing import UNREADABLE_LINE
@@ -47,6 +47,7 @@ from lakehouse.transform import (
     order_columns,
     parse_records,
     silver_columns,
+    unknown_field_counts,
 )
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class SilverBatch:
     gate: GateResult
     more: bool = False
     """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
+    unknown_fields: Mapping[str, int] | None = None
+    """Records per member that is not a column (``AMOUNT (looks like amount)``: a variant of one)."""
 
     @property
     def consumed(self) -> dict[str, int]:
@@ -146,6 +149,8 @@ class SilverResult:
     """One rejected row per reason: its full reason and the start of its raw text."""
     files_added: int = 0
     """Data files the merge added to the silver table."""
+    unknown_fields: Mapping[str, int] | None = None
+    """Records per member that is not a column, as in :attr:`SilverBatch.unknown_fields`."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -282,7 +287,13 @@ def prepare(
     counts.reconcile(
         spec.qualified_name, bronze_rows=_bronze_rows(bronze, start, end), keys=clean.select(spec.keys).n_unique()
     )
-    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest)
+    unknown = unknown_field_counts(parsed)
+    if unknown:
+        log.warning(
+            "%s: members that are not columns (unknown_fields: %s): %s", spec.qualified_name, spec.unknown_fields,
+            ", ".join(f"{name} in {n} records" for name, n in unknown.items()),
+        )
+    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown)
 
 
 def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
@@ -394,7 +405,8 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     options = storage_options(settings)
     uri = _uri(settings, spec)
     schema = silver_schema(spec)
-    ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    existing = ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    evolve = bool(schema_change(existing, schema, spec))  # refuses before anything is written
     _quarantine(settings, batch)
     crash_point("silver.quarantined")
 
@@ -415,14 +427,17 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     def write(table: DeltaTable, props: CommitProperties) -> None:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
-            write_deltalake(table, source, mode="append", commit_properties=props)
+            write_deltalake(
+                table, source, mode="append", commit_properties=props, schema_mode="merge" if evolve else None
+            )
             return
         current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
         outcome = (
             table.merge(
-                source, predicate, source_alias="s", target_alias="t", commit_properties=props
+                source, predicate, source_alias="s", target_alias="t", commit_properties=props,
+                merge_schema=evolve,
             )
             .when_matched_update_all(predicate=newer)
             .when_not_matched_insert_all()
@@ -461,7 +476,38 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,
+        unknown_fields=batch.unknown_fields,
     )
+
+
+def schema_change(table: DeltaTable, declared: pa.Schema, spec: TableSpec) -> list[str]:
+    """The declared columns the existing silver table lacks (added by the merge: a Delta
+    schema evolution in the same commit); raises ``SchemaDrift`` naming the column for any
+    other difference: a changed type, a column the declaration dropped, a new column
+    declared ``nullable: false`` (the table's existing rows would break it)."""
+    have = {f.name: f.type for f in table.schema().fields}
+    want = {f.name: f.type for f in Schema.from_arrow(declared).fields}
+    problems = [
+        f"column {name} is {_delta_type(have[name])} in the table, {spec.column(name).dtype} in the declaration"
+        for name in want if name in have and have[name] != want[name] and name in spec.column_names
+    ]
+    problems += [f"column {name} is in the table but not in the declaration" for name in have if name not in want]
+    added = [name for name in want if name not in have]
+    problems += [
+        f"column {name} is new and declared nullable: false (the table's rows have no value for it)"
+        for name in added if name in spec.column_names and not spec.column(name).nullable
+    ]
+    if problems:
+        raise SchemaDrift(
+            f"{spec.qualified_name}: the declaration does not match the existing table: {'; '.join(problems)}. "
+            "Columns are a contract: add nullable columns, never rename or retype one (rebuild the table from bronze to change it)"
+        )
+    return added
+
+
+def _delta_type(t: object) -> str:
+    """``string``, ``long``, ``decimal(12,2)``: a Delta type as its name."""
+    return str(getattr(t, "type", t))
 
 
 def _reason_kind() -> pl.Expr:

@@ -31,6 +31,8 @@ CheckKind = Literal[
     "missing", "duplicate", "valid_values", "range", "reference", "freshness", "row_count", "schema"
 ]
 Level = Literal["fail", "warn"]
+UnknownFields = Literal["warn", "fail", "evolve"]
+RecordValues = Literal["json", "text"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
@@ -56,13 +58,16 @@ class Column:
     ``dtype`` is one of ``string``, ``int64``, ``float64``, ``bool``, ``date``,
     ``timestamp`` (microseconds, UTC) or ``decimal(p,s)``. ``derive`` names a transform of
     another column instead of a field of the raw record: ``date(ordered_at)`` is the UTC
-    calendar date of ``ordered_at``.
+    calendar date of ``ordered_at``. ``nullable=False`` rejects a row whose value is null
+    or absent. ``strings_as_numbers`` lets an ``int64`` or ``float64`` field arrive as a
+    JSON string holding the number (``"42"``); without it such a row is rejected.
     """
 
     name: str
     dtype: str
     nullable: bool = True
     derive: str | None = None
+    strings_as_numbers: bool = False
 
     def __post_init__(self) -> None:
         identifier(self.name)
@@ -161,6 +166,12 @@ class TableSpec:
     partition_by: str | None = None
     checks: tuple[Check, ...] = ()
     description: str = ""
+    unknown_fields: UnknownFields = "warn"
+    """A raw record's members that are not columns: counted and reported (``warn``), or the
+    record is rejected (``fail``)."""
+    record_values: RecordValues = "json"
+    """``json``: values carry their JSON types; ``text``: every value is text (CSV) and is
+    parsed by the column's strict text format."""
     _index: dict[str, Column] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from lakehouse import records
 from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.specs import Check, Column, TableSpec
 
@@ -34,33 +35,6 @@ SILVER_LINEAGE = pl.Schema(
     }
 )
 """Lineage columns kept on every silver row."""
-
-_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%#z"
-
-
-def _convert(text: pl.Expr, column: Column) -> pl.Expr:
-    """Convert the JSON text of a field to the column's type; null where it does not fit."""
-    if column.decimal:
-        return text.cast(column.polars_dtype(), strict=False)
-    match column.dtype:
-        case "string":
-            return text
-        case "int64":
-            return text.cast(pl.Int64, strict=False)
-        case "float64":
-            return text.cast(pl.Float64, strict=False)
-        case "bool":
-            return text.str.to_lowercase().replace_strict(
-                {"true": True, "false": False}, default=None, return_dtype=pl.Boolean
-            )
-        case "date":
-            return text.str.to_date("%Y-%m-%d", strict=False)
-        case "timestamp":
-            return text.str.to_datetime(_TIMESTAMP_FORMAT, time_zone="UTC", strict=False).cast(
-                pl.Datetime("us", "UTC")
-            )
-    raise ValueError(f"no conversion for {column.dtype}")
-
 
 def _derive(column: Column) -> pl.Expr:
     func, _, arg = column.derive.partition("(")  # type: ignore[union-attr]
@@ -113,65 +87,81 @@ def parse_records(
     to the keys its value must be one of (:func:`lakehouse.silver.reference_keys`).
 
     Input columns: ``_raw`` plus lineage. Output: the spec's columns, the lineage columns,
-    ``_raw`` and ``_reject_reason``. A line that is not a JSON object, a field whose value
-    does not convert to its column's type, and a violated row-level check each add a
-    reason; a row is rejected when it has any.
+    ``_raw``, ``_reject_reason`` and ``_unknown_fields`` (the record's members that are not
+    columns, a case or whitespace variant of a column shown as ``AMOUNT (looks like
+    amount)``). A line that is not a JSON object, a member repeated, a field whose JSON
+    type or text does not fit its column (:func:`lakehouse.records.convert`), a null in a
+    column declared ``nullable: false``, an unknown member when the spec says
+    ``unknown_fields: fail``, and a violated row-level check each add a reason; a row is
+    rejected when it has any. Each record is parsed once per batch (:func:`lakehouse.records.members`).
     """
+    frame = lines.collect()
     raw = pl.col("_raw")
-    is_object = raw.str.strip_chars_start().str.starts_with("{") & raw.str.json_path_match(
-        "$"
-    ).is_not_null()
     fields = [c for c in spec.columns if c.derive is None]
-    texts = [raw.str.json_path_match(f"$.{c.name}").alias(f"__text_{c.name}") for c in fields]
-    typed = [_convert(pl.col(f"__text_{c.name}"), c).alias(c.name) for c in fields]
+    found = records.members(frame.get_column("_raw"), [*(c.name for c in fields), *records.RESERVED])
+    keys = pl.col(records.KEYS)
+    is_object = keys.is_not_null()
+    landing_error = pl.col(records.text_name(records.ERROR_MEMBER))
+    is_record = is_object & landing_error.is_null()  # a record whose fields are worth checking
+    converted = [records.convert(c, values=spec.record_values) for c in fields]
+    typed = [value.alias(c.name) for c, (value, _, _) in zip(fields, converted, strict=True)]
     derived = [_derive(c).alias(c.name) for c in spec.columns if c.derive is not None]
 
+    # (when, reason): a row is rejected when any holds; reasons are only worded for those rows
     unreadable = pl.col("_line") == UNREADABLE_LINE  # a whole file that could not be read: its cause
-    reasons: list[pl.Expr] = [
-        pl.when(unreadable).then(pl.coalesce(raw.str.extract(r"^(unreadable: [^\n]*)"), pl.lit("unreadable file"))),
-        pl.when(~is_object & ~unreadable).then(pl.lit("malformed: not a parseable JSON object")),
-        pl.when(raw.str.contains("\ufffd", literal=True)).then(pl.lit("encoding: not valid UTF-8")),
+    checks: list[tuple[pl.Expr, pl.Expr]] = [
+        (unreadable, pl.coalesce(raw.str.extract(r"^(unreadable: [^\n]*)"), pl.lit("unreadable file"))),
+        (landing_error.is_not_null(), landing_error),
+        (landing_error.is_null() & ~is_object & ~unreadable, pl.lit("malformed: not a parseable JSON object")),
+        (raw.str.contains("\ufffd", literal=True), pl.lit("encoding: not valid UTF-8")),
+        (
+            is_object & (keys.list.len() != keys.list.n_unique()),
+            pl.format("malformed: member {} appears twice", keys.list.eval(pl.element().filter(pl.element().is_duplicated())).list.unique(maintain_order=True).list.join(", ")),
+        ),
     ]
-    for c in fields:
-        text = pl.col(f"__text_{c.name}")
-        reasons.append(
-            pl.when(text.is_not_null() & pl.col(c.name).is_null()).then(
-                pl.format(f"wrong type: {c.name} '{{}}' is not {c.dtype}", text.str.slice(0, 80))
-            )
-        )
-        if dec := c.decimal:
-            # a cast would round 19.999 to 20.00: money with more places than declared is refused
-            exact = rf"^-?\d+(\.\d{{0,{dec[1]}}})?$" if dec[1] else r"^-?\d+(\.0*)?$"
-            reasons.append(
-                pl.when(pl.col(c.name).is_not_null() & ~text.str.contains(exact)).then(
-                    pl.format(f"wrong type: {c.name} '{{}}' is not a plain decimal with at most {dec[1]} places", text.str.slice(0, 80))
-                )
-            )
-        if c.dtype == "float64":
-            reasons.append(
-                pl.when(pl.col(c.name).is_not_null() & ~pl.col(c.name).is_finite()).then(
-                    pl.format(f"wrong type: {c.name} '{{}}' is not a finite number", text.str.slice(0, 80))
-                )
-            )
+    missing_checked = {ch.column for ch in spec.checks if ch.kind == "missing"}
+    for c, (_, refused, reason) in zip(fields, converted, strict=True):
+        checks.append((refused, reason))
+        if not c.nullable and c.name not in missing_checked:
+            # absent or JSON null; a value of the wrong type has its own reason above
+            kind = pl.col(records.type_name(c.name))
+            checks.append((is_record & (kind.is_null() | (kind == "NULL")), pl.lit(f"missing {c.name}: declared nullable: false")))
+    if spec.unknown_fields == "fail":
+        checks.append((
+            is_record & (pl.col("_unknown_fields").list.len() > 0),
+            pl.format("unknown field {}: unknown_fields: fail", pl.col("_unknown_fields").list.join(", ")),
+        ))
     for check in spec.checks:
         rule = _rule(check, references or {})
         if rule is not None:
             violated, reason = rule
-            reasons.append(pl.when(is_object & violated).then(reason))
+            checks.append((is_record & violated, reason))
+
+    staged = (
+        pl.concat([frame, found], how="horizontal")
+        .lazy()
+        .with_columns(*typed, _unknown_fields(spec).alias("_unknown_fields"))
+        .with_columns(derived)
+        .with_columns(pl.any_horizontal([when for when, _ in checks]).fill_null(False).alias("__rejected"))
+        .collect()
+    )
+    rejected_rows = staged.get_column("__rejected").arg_true()
+    worded = (
+        staged.lazy()
+        .filter("__rejected")
+        .select(pl.concat_list([pl.when(when).then(reason) for when, reason in checks]).list.drop_nulls().list.join("; "))
+        .collect()
+        .to_series()
+    )
+    reasons = pl.repeat(None, staged.height, dtype=pl.String, eager=True).scatter(rejected_rows, worded)
 
     lineage = [name for name in SILVER_LINEAGE if name != "_batch_id"]
     return (
-        lines.with_columns(texts)
-        .with_columns(typed)
-        .with_columns(derived)
+        staged.lazy()
         .with_columns(
-            pl.concat_list(reasons).list.drop_nulls().list.join("; ").alias("_reject_reason")
-        )
-        .with_columns(
-            pl.when(pl.col("_reject_reason") == "")
-            .then(None)
-            .otherwise(pl.col("_reject_reason"))
-            .alias("_reject_reason")
+            reasons.alias("_reject_reason"),
+            # a bad CSV row is quarantined as its own line, not as the landing parser's wrapper
+            pl.coalesce(pl.col(records.text_name(records.LINE_MEMBER)), raw).alias("_raw"),
         )
         .select(
             [
@@ -180,9 +170,37 @@ def parse_records(
                 *lineage,
                 "_raw",
                 "_reject_reason",
+                "_unknown_fields",
             ]
         )
     )
+
+
+def _unknown_fields(spec: TableSpec) -> pl.Expr:
+    """The record's members that are not fields of ``spec``; a variant of one is named as such."""
+    declared = [c.name for c in spec.columns if c.derive is None]
+    variants = {name.lower(): name for name in declared}
+    member = pl.element()
+    looks_like = member.str.strip_chars().str.to_lowercase().replace_strict(variants, default=None, return_dtype=pl.String)
+    return (
+        pl.col(records.KEYS)
+        .list.set_difference(pl.lit(pl.Series([[*declared, *records.RESERVED]], dtype=pl.List(pl.String))))
+        .list.eval(pl.when(looks_like.is_not_null()).then(pl.format("{} (looks like {})", member, looks_like)).otherwise(member))
+        .fill_null(pl.lit(pl.Series([[]], dtype=pl.List(pl.String))))
+    )
+
+
+def unknown_field_counts(parsed: pl.DataFrame) -> dict[str, int]:
+    """How many records of a parsed batch carried each unknown member (``_unknown_fields``)."""
+    if parsed.is_empty() or "_unknown_fields" not in parsed.columns:
+        return {}
+    counts = (
+        parsed.select(pl.col("_unknown_fields").list.unique().explode().drop_nulls().alias("field"))
+        .group_by("field")
+        .len()
+        .sort(["len", "field"], descending=[True, False])
+    )
+    return dict(counts.iter_rows())
 
 
 def order_columns(spec: TableSpec) -> list[str]:

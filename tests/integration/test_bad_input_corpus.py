@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from lakehouse import bronze, silver
+from lakehouse import bronze, declaration, silver
 from lakehouse.config import Settings
 from lakehouse.shop import SHOP
 from lakehouse.storage import open_store
@@ -77,8 +77,8 @@ CASES = [
     ("unknown enum value", "orders", lines(*GOOD_ORDERS, order(1, status="lost")), "quarantine", "invalid status: 'lost'"),
     ("enum value with spaces", "orders", lines(*GOOD_ORDERS, order(1, status=" paid ")), "quarantine", "invalid status"),
     ("enum value in other case", "orders", lines(*GOOD_ORDERS, order(1, status="PAID")), "quarantine", "invalid status"),
-    ("boolean where a string belongs", "orders", lines(*GOOD_ORDERS, order(1, status=True)), "quarantine", "invalid status: 'true'"),
-    ("number as string", "order_items", lines(*GOOD_ITEMS, item(1, quantity="3")), "promote", "quantity=3"),
+    ("boolean where a string belongs", "orders", lines(*GOOD_ORDERS, order(1, status=True)), "quarantine", "wrong type: status 'true' is a JSON boolean, not string"),
+    ("number as string", "order_items", lines(*GOOD_ITEMS, item(1, quantity="3")), "quarantine", "wrong type: quantity '3' is a JSON string, not int64"),
     ("word where a number belongs", "order_items", lines(*GOOD_ITEMS, item(1, quantity="three")), "quarantine", "wrong type: quantity"),
     ("fraction where an integer belongs", "order_items", lines(*GOOD_ITEMS, item(1, quantity=2.5)), "quarantine", "wrong type: quantity"),
     ("negative quantity", "order_items", lines(*GOOD_ITEMS, item(1, quantity=-1)), "quarantine", "quantity -1 out of range"),
@@ -174,3 +174,145 @@ def _options(settings: Settings) -> dict[str, str]:
     from lakehouse.storage import storage_options
 
     return storage_options(settings)
+
+
+# ---------------------------------------------------------------- declared constraints, record by record (issue 11)
+
+PAYMENTS_YAML = """
+pipelines:
+  pay:
+    sources:
+      jsonl_files: {prefix: "", format: jsonl}
+      csv_files: {prefix: "", format: csv}
+    datasets:
+      payments: &payments
+        source: jsonl_files
+        columns:
+          payment_id: {type: int64, nullable: false}
+          note: string
+          amount: {type: "decimal(12,2)", nullable: false}
+          captured: bool
+          paid_on: date
+          paid_at: timestamp
+          updated_at: {type: timestamp, nullable: false}
+        key: payment_id
+        order_by: updated_at
+        checks: [{duplicate: payment_id}, {row_count: 1}]
+      payments_csv:
+        <<: *payments
+        source: csv_files
+      payments_strict:
+        <<: *payments
+        unknown_fields: fail
+        strings_as_numbers: true
+"""
+PAY = declaration.parse(PAYMENTS_YAML, path="payments.yaml").pipeline("pay")
+
+
+def payment(i: int, **override: object) -> dict:
+    rec = {"payment_id": i, "note": "n", "amount": "9.99", "captured": True, "paid_on": "2026-01-01",
+           "paid_at": "2026-01-01T00:01:00Z", "updated_at": "2026-01-01T00:02:00Z"}
+    rec.update(override)
+    return {k: v for k, v in rec.items() if v is not ...}
+
+
+def csv_text(*rows: str) -> bytes:
+    return ("payment_id,note,amount,captured,paid_on,paid_at,updated_at\n" + "\n".join(rows) + "\n").encode()
+
+
+CSV_GOOD = "{},n,9.99,true,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z"
+
+# (case, dataset, {file name: bytes}, {(file name, line): reason fragment, or None: promoted}, unknown field counts)
+LINE_CASES = [
+    ("JSON records: declared types and nullability", "payments", {"part-0.jsonl": lines(
+        payment(1),
+        payment(2, amount=None),                                   # nullable: false
+        payment(3, amount=...),
+        payment(4, payment_id="4"),                                # a string is not a number …
+        payment(5, captured="true"),                               # … nor a bool
+        payment(6, note={"text": "n"}),                            # an object is not a string
+        payment(7, paid_on="2026-1-1"),
+        payment(8, paid_at="2026-01-01T23:59:60Z"),
+        payment(9, paid_at="2026-01-01T00:00:00.123456789Z"),
+        payment(10, coupon="X"),                                   # unknown: reported, promoted (warn)
+        payment(11, amount=..., AMOUNT="9.99"),                    # renamed by case: reported, and amount is missing
+        {**payment(12), " amount": "9.99"},                        # padded: reported
+        payment(13, paid_at="2026-01-01T00:00:00.123456000Z"),     # no precision lost: promoted
+    )}, {
+        ("part-0.jsonl", 1): None,
+        ("part-0.jsonl", 2): "missing amount: declared nullable: false",
+        ("part-0.jsonl", 3): "missing amount: declared nullable: false",
+        ("part-0.jsonl", 4): "wrong type: payment_id '4' is a JSON string, not int64",
+        ("part-0.jsonl", 5): "wrong type: captured 'true' is a JSON string, not bool",
+        ("part-0.jsonl", 6): "is a JSON object, not string",
+        ("part-0.jsonl", 7): "wrong type: paid_on '2026-1-1' is not a date (YYYY-MM-DD)",
+        ("part-0.jsonl", 8): "has second 60",
+        ("part-0.jsonl", 9): "is more precise than microseconds",
+        ("part-0.jsonl", 10): None,
+        ("part-0.jsonl", 11): "missing amount: declared nullable: false",
+        ("part-0.jsonl", 12): None,
+        ("part-0.jsonl", 13): None,
+    }, {"coupon": 1, "AMOUNT (looks like amount)": 1, " amount (looks like amount)": 1}),
+    ("CSV records: one bad row, a duplicated header, strict text", "payments_csv", {
+        "part-0.csv": csv_text(
+            CSV_GOOD.format(1),
+            "2,n,9.99,true,2026-01-01,2026-01-01T00:01:00Z",       # a field short
+            CSV_GOOD.format(3),
+            '4,n"x,9.99,true,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z',  # bad quoting
+            "5,n,9.99,yes,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z",  # not true/false
+            "6.0,n,9.99,true,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z",  # not int64 text
+            '7,"12, with a comma",9.99,false,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z',
+        ),
+        "part-1.csv": b"payment_id,note,note,amount,captured,paid_on,paid_at,updated_at\n8,a,b,9.99,true,2026-01-01,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z\n",
+    }, {
+        ("part-0.csv", 2): None,
+        ("part-0.csv", 3): "malformed CSV row: 6 fields where the header has 7",
+        ("part-0.csv", 4): None,
+        ("part-0.csv", 5): "malformed CSV row: bad quoting",
+        ("part-0.csv", 6): "wrong type: captured 'yes' is not bool text",
+        ("part-0.csv", 7): "wrong type: payment_id '6.0' is not int64 text",
+        ("part-0.csv", 8): None,
+        ("part-1.csv", 2): "malformed CSV file: the header names note more than once",
+    }, {}),
+    ("unknown_fields: fail and strings_as_numbers", "payments_strict", {"part-0.jsonl": lines(
+        payment(1, payment_id="1"),                                # declared: numbers may come as strings
+        payment(2, coupon="X"),
+        payment(3, Amount="1.00"),
+    )}, {
+        ("part-0.jsonl", 1): None,
+        ("part-0.jsonl", 2): "unknown field coupon: unknown_fields: fail",
+        ("part-0.jsonl", 3): "unknown field Amount (looks like amount)",
+    }, {"coupon": 1, "Amount (looks like amount)": 1}),
+]
+
+
+@pytest.mark.parametrize(("case", "dataset", "files", "expected", "unknown"), LINE_CASES, ids=[c[0] for c in LINE_CASES])
+def test_bad_records_line_by_line(
+    warehouse: str, case: str, dataset: str, files: dict[str, bytes], expected: dict, unknown: dict[str, int]
+) -> None:
+    settings = Settings()
+    ds = PAY.dataset(dataset)
+    landing = open_store(settings.landing_root, settings)
+    for name, data in files.items():
+        landing.put(f"{ds.prefix}/2026/01/01/00/01/{name}", data)
+    landed = bronze.ingest(settings, ds, WINDOW, landing=landing)
+    batch = silver.prepare(settings, ds, {}, now=WINDOW.end)
+    assert batch is not None and batch.gate.passed, batch and batch.gate.summary()
+    c = batch.counts
+    assert landed.rows == c.read == c.merged + c.rejected + c.duplicates == len(expected)
+    result = silver.commit(settings, batch)
+    assert dict(result.unknown_fields or {}) == unknown
+    options = _options(settings)
+    promoted = pl.read_delta(settings.table_uri("silver", ds.spec.name), storage_options=options)
+    quarantined = pl.read_delta(settings.table_uri("quarantine", ds.spec.name), storage_options=options)
+    seen = {(p.rsplit("/", 1)[1], line): reason for p, line, reason in quarantined.select("_source_position", "_line", "_reject_reason").iter_rows()}
+    kept = {(p.rsplit("/", 1)[1], line) for p, line in promoted.select("_source_position", "_line").iter_rows()}
+    for where, fragment in expected.items():
+        if fragment is None:
+            assert where in kept and where not in seen, (where, seen.get(where))
+        else:
+            assert where in seen and fragment in seen[where], (where, seen.get(where), fragment)
+    assert promoted.height == sum(f is None for f in expected.values())
+    if dataset == "payments_csv":  # a bad CSV row is quarantined as its own line, as received
+        raw = dict(zip(quarantined.get_column("_line"), quarantined.get_column("_raw"), strict=True))
+        assert raw[3] == "2,n,9.99,true,2026-01-01,2026-01-01T00:01:00Z"

@@ -57,6 +57,10 @@ CASES = [
     ("unknown dataset field", setter(orders, "keys", ["order_id"]), "pipelines.shop.datasets.orders.keys", "unknown field"),
     ("unknown source format", lambda d: shop(d)["sources"]["shop_files"].__setitem__("format", "xml"), "pipelines.shop.sources.shop_files.format", "'jsonl', 'csv' or 'parquet'"),
     ("bad interval", lambda d: shop(d)["sources"]["shop_files"].__setitem__("interval", "15 minutes"), "pipelines.shop.sources.shop_files.interval", "an interval such as 5m"),
+    ("unknown_fields: evolve is not yet", setter(orders, "unknown_fields", "evolve"), "pipelines.shop.datasets.orders", "unknown_fields: evolve is not supported yet"),
+    ("unknown_fields: another word", setter(orders, "unknown_fields", "ignore"), "pipelines.shop.datasets.orders.unknown_fields", "'warn', 'fail' or 'evolve'"),
+    ("strings_as_numbers on a string column", lambda d: orders(d)["columns"].__setitem__("status", {"type": "string", "strings_as_numbers": True}), "columns.status.strings_as_numbers", "applies to int64 and float64 columns"),
+    ("strings_as_numbers not a bool", setter(orders, "strings_as_numbers", "sometimes"), "pipelines.shop.datasets.orders.strings_as_numbers", "valid boolean"),
     ("interval too long", lambda d: shop(d)["sources"]["shop_files"].__setitem__("interval", "48h"), "pipelines.shop.sources.shop_files", "between 1m and 24h"),
     ("check names no column", lambda d: orders(d)["checks"].append({"missing": "customer"}), "pipelines.shop.datasets.orders.checks[8]", "'customer' is not a column"),
     ("check with two kinds", lambda d: orders(d)["checks"].append({"missing": "status", "range": "status"}), "pipelines.shop.datasets.orders.checks[8]", "exactly one of"),
@@ -136,3 +140,20 @@ def test_several_pipelines_need_a_name() -> None:
     with pytest.raises(ConfigError, match="--pipeline"):
         declaration.pipeline()
     assert declaration.pipeline("shop2").name == "shop2"
+
+
+def test_declared_value_policies_reach_the_spec() -> None:
+    def change(doc: dict[str, Any]) -> None:
+        items = shop(doc)["datasets"]["order_items"]
+        items["strings_as_numbers"] = True
+        items["columns"]["line_no"] = {"type": "int64", "nullable": False, "strings_as_numbers": False}
+        orders(doc)["unknown_fields"] = "fail"
+        shop(doc)["sources"]["shop_files"]["format"] = "csv"
+
+    pipeline = parse(variant(change)).pipeline()
+    items = pipeline.dataset("order_items").spec
+    assert items.column("quantity").strings_as_numbers and not items.column("line_no").strings_as_numbers
+    assert not items.column("unit_price").strings_as_numbers  # a decimal takes strings anyway
+    assert pipeline.dataset("orders").spec.unknown_fields == "fail" and items.unknown_fields == "warn"
+    assert items.record_values == "text"  # CSV: every value is text
+    assert parse(SHOP_YAML).pipeline().dataset("orders").spec.record_values == "json"
