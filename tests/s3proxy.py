@@ -9,7 +9,10 @@ It can also be flaky storage: ``POST /__faults?rate=0.1&lost_ack=0.3&seed=7`` ma
 share of requests fail the way object storage does (500, 503 SlowDown, a connection reset
 before any answer, a slow answer, a body cut short) and loses the acknowledgement of that
 share of commit PUTs (``_delta_log/`` entries): the object is written, the client sees a
-500. ``rate=0`` turns it off. Each injected fault is counted in the tally.
+500. ``rate=0`` turns it off. ``POST /__faults?pattern=P&count=N&status=503&code=SlowDown``
+instead answers the first ``N`` requests whose method, path and query (``GET
+/bucket?list-type=2&prefix=...``) contain ``P`` with that S3 error, and forwards the rest.
+Each injected fault is counted in the tally.
 
 It runs as its own process (``python -m tests.s3proxy UPSTREAM``), for the reason moto
 does (STACK.md): some delta-rs calls hold the GIL while they wait for the network, so a
@@ -30,7 +33,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "expect"}
 
@@ -55,6 +58,11 @@ class Faults:
     lost_ack: float = 0.0
     random: random.Random = field(default_factory=lambda: random.Random(0))
     kinds: tuple[str, ...] = FAULTS
+    pattern: str = ""
+    """With ``count``: the first ``count`` requests whose ``METHOD path?query`` contains it fail."""
+    count: int = 0
+    status: int = 503
+    code: str = "SlowDown"
 
 
 def kind(path: str) -> str:
@@ -106,6 +114,9 @@ class CountingProxy:
                     self._set_faults()
                     return
                 body = self._body()
+                if (target := proxy.targeted(f"{self.command} {unquote(self.path)}")) is not None:
+                    self._fail(*target)
+                    return
                 fault, lost = proxy.draw(self.command, unquote(urlsplit(self.path).path))
                 if fault in ("500", "503", "reset"):
                     if fault == "reset":
@@ -160,7 +171,9 @@ class CountingProxy:
                 with proxy._lock:
                     kinds = tuple(k for k in query.get("kinds", ",".join(FAULTS)).split(",") if k in FAULTS)
                     proxy.faults = Faults(float(query.get("rate", 0)), float(query.get("lost_ack", 0)),
-                                          random.Random(int(query.get("seed", 0))), kinds or FAULTS)
+                                          random.Random(int(query.get("seed", 0))), kinds or FAULTS,
+                                          query.get("pattern", ""), int(query.get("count", 0)),
+                                          int(query.get("status", 503)), query.get("code", "SlowDown"))
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -203,6 +216,16 @@ class CountingProxy:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def targeted(self, request: str) -> tuple[int, str] | None:
+        """(status, code) when ``request`` is one of the first ``count`` matching ``pattern``."""
+        with self._lock:
+            f = self.faults
+            if f.count <= 0 or not f.pattern or f.pattern not in request:
+                return None
+            f.count -= 1
+            self.tally.faults[str(f.status)] += 1
+            return f.status, f.code
 
     def draw(self, method: str, path: str) -> tuple[str | None, bool]:
         """The fault for this request (or None), and whether its acknowledgement is lost."""
@@ -254,6 +277,12 @@ class ProxyProcess:
         with urllib.request.urlopen(f"{self.endpoint_url}/__tally", timeout=30) as resp:
             data = json.loads(resp.read())
         return Tally(Counter(data["requests"]), Counter(data["bytes"]), set(data["data_files"]), Counter(data["faults"]))
+
+    def fail_first(self, pattern: str, count: int, status: int = 503, code: str = "SlowDown") -> None:
+        """Answer the first ``count`` requests matching ``pattern`` with an S3 error; see the module doc."""
+        query = urlencode({"pattern": pattern, "count": count, "status": status, "code": code})
+        with urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/__faults?{query}", method="POST"), timeout=30):
+            pass
 
     def set_faults(self, rate: float, *, lost_ack: float = 0.0, seed: int = 0, kinds: tuple[str, ...] = FAULTS) -> None:
         """Make this share of requests fail (0 turns faults off); see the module doc."""

@@ -18,9 +18,9 @@ import pytest
 from lakehouse.moto_server import MotoServer
 from lakehouse.shop import SHOP
 from tests.conftest import new_warehouse
-from tests.faultproxy import FaultProxy
 from tests.integration.helpers import land, run, window_end
 from tests.integration.test_unreadable_files import task_attempts
+from tests.s3proxy import ProxyProcess
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -62,7 +62,8 @@ def test_a_storage_outage_is_retried_and_the_task_completes(moto: MotoServer, mo
     uri = new_warehouse(moto, monkeypatch)
     land(1)
     # the landing listing of products answers 503 SlowDown once; boto3 is told not to retry it itself
-    proxy = FaultProxy(moto.endpoint_url, f"prefix={uri.removeprefix('s3://').split('/', 1)[1]}/landing/products/", 1)
+    proxy = ProxyProcess(moto.endpoint_url)
+    proxy.fail_first(f"prefix={uri.removeprefix('s3://').split('/', 1)[1]}/landing/products/", 1)
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
         monkeypatch.setenv("AWS_RETRY_MODE", "standard")
