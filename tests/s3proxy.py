@@ -11,7 +11,8 @@ before any answer, a slow answer, a body cut short) and loses the acknowledgemen
 share of commit PUTs (``_delta_log/`` entries): the object is written, the client sees a
 500. ``rate=0`` turns it off. ``POST /__faults?pattern=P&count=N&status=503&code=SlowDown``
 instead answers the first ``N`` requests whose method, path and query (``GET
-/bucket?list-type=2&prefix=...``) contain ``P`` with that S3 error, and forwards the rest.
+/bucket?list-type=2&prefix=...``) contain ``P`` with that S3 error (``code=truncated``: their
+bodies are cut short), and forwards the rest.
 Each injected fault is counted in the tally.
 
 It runs as its own process (``python -m tests.s3proxy UPSTREAM``), for the reason moto
@@ -114,10 +115,12 @@ class CountingProxy:
                     self._set_faults()
                     return
                 body = self._body()
-                if (target := proxy.targeted(f"{self.command} {unquote(self.path)}")) is not None:
-                    self._fail(*target)
-                    return
                 fault, lost = proxy.draw(self.command, unquote(urlsplit(self.path).path))
+                if (target := proxy.targeted(f"{self.command} {unquote(self.path)}")) is not None:
+                    if target[1] != "truncated":
+                        self._fail(*target)
+                        return
+                    fault, lost = "truncated", False  # forwarded, and its body cut short
                 if fault in ("500", "503", "reset"):
                     if fault == "reset":
                         self._reset()
@@ -224,7 +227,7 @@ class CountingProxy:
             if f.count <= 0 or not f.pattern or f.pattern not in request:
                 return None
             f.count -= 1
-            self.tally.faults[str(f.status)] += 1
+            self.tally.faults["truncated" if f.code == "truncated" else str(f.status)] += 1
             return f.status, f.code
 
     def draw(self, method: str, path: str) -> tuple[str | None, bool]:
@@ -280,16 +283,17 @@ class ProxyProcess:
 
     def fail_first(self, pattern: str, count: int, status: int = 503, code: str = "SlowDown") -> None:
         """Answer the first ``count`` requests matching ``pattern`` with an S3 error; see the module doc."""
-        query = urlencode({"pattern": pattern, "count": count, "status": status, "code": code})
-        with urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/__faults?{query}", method="POST"), timeout=30):
-            pass
+        self.set_faults(0, pattern=pattern, count=count, status=status, code=code)
 
-    def set_faults(self, rate: float, *, lost_ack: float = 0.0, seed: int = 0, kinds: tuple[str, ...] = FAULTS) -> None:
-        """Make this share of requests fail (0 turns faults off); see the module doc."""
-        request = urllib.request.Request(
-            f"{self.endpoint_url}/__faults?rate={rate}&lost_ack={lost_ack}&seed={seed}&kinds={','.join(kinds)}",
-            method="POST")
-        with urllib.request.urlopen(request, timeout=30):
+    def set_faults(
+        self, rate: float, *, lost_ack: float = 0.0, seed: int = 0, kinds: tuple[str, ...] = FAULTS,
+        pattern: str = "", count: int = 0, status: int = 503, code: str = "SlowDown",
+    ) -> None:
+        """Make this share of requests fail (0 turns faults off), and the first ``count``
+        matching ``pattern``; see the module doc."""
+        query = urlencode({"rate": rate, "lost_ack": lost_ack, "seed": seed, "kinds": ",".join(kinds),
+                           "pattern": pattern, "count": count, "status": status, "code": code})
+        with urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/__faults?{query}", method="POST"), timeout=30):
             pass
 
     def stop(self) -> None:
