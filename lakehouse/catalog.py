@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import duckdb
 
+from lakehouse import sql
 from lakehouse.bronze import bronze_name
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
@@ -41,11 +40,7 @@ def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConn
         table = open_table(uri, options)
         if table is None:
             continue
-        location = uri if uri.startswith("s3://") else os.path.abspath(uri)
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-        con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM delta_scan({_quoted(location)})')
+        # the table's own URI, as gold's delta_scan reads it (an absolute file:// one for a local path)
+        con.execute(f'CREATE VIEW "{layer}"."{name}" AS SELECT * FROM delta_scan({sql.literal(table.table_uri)})')
     return con
-
-
-def _quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
