@@ -312,8 +312,9 @@ def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
 def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
     """The last bronze version of a promotion from ``start``: whole commits, about ``max_rows`` rows.
 
-    Row counts come from the commits' metrics in the Delta log. At least one version is
-    taken, however large, so a promotion always makes progress.
+    Row counts come from the commits' metrics in the Delta log. At least one version with
+    rows is taken, however large, so a promotion always makes progress (the table's
+    creation, a commit with no rows, does not count as that version).
     """
     if end <= start:
         return end
@@ -323,9 +324,9 @@ def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> i
     }
     total, last = 0, start
     for version in range(start, end + 1):
-        total += rows.get(version, 0)
-        if version > start and total > max_rows:
+        if total > 0 and total + rows.get(version, 0) > max_rows:
             break
+        total += rows.get(version, 0)
         last = version
     return last
 
