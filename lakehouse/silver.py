@@ -197,18 +197,19 @@ def referenced_values(lines: pl.DataFrame, spec: TableSpec) -> dict[str, pl.Seri
 def reference_keys(
     settings: Settings,
     spec: TableSpec,
-    lines: pl.DataFrame,
+    lines: pl.DataFrame | Mapping[str, pl.Series],
     upstream: Mapping[str, SilverBatch] | None = None,
 ) -> dict[str, pl.Series]:
     """The keys each ``reference`` check of ``spec`` may match, by check name.
 
-    Only the values the batch's ``lines`` hold are looked up (a semi-join): in the
-    referenced silver table as committed, reading just the files whose statistics can hold
-    them, and in the rows of that dataset promoted in the same run (``upstream``, prepared
-    first: the declaration orders datasets so that referenced ones come before their users).
+    Only the values the batch holds are looked up (a semi-join): its raw ``lines``, or the
+    values per check already read from them. They are looked up in the referenced silver
+    table as committed, reading just the files whose statistics can hold them, and in the
+    rows of that dataset promoted in the same run (``upstream``, prepared first: the
+    declaration orders datasets so that referenced ones come before their users).
     """
     options = storage_options(settings)
-    wanted = referenced_values(lines, spec)
+    wanted = referenced_values(lines, spec) if isinstance(lines, pl.DataFrame) else lines
     out: dict[str, pl.Series] = {}
     for check in spec.checks:
         if check.kind != "reference" or check.ref_dataset is None or check.ref_column is None:
@@ -259,8 +260,13 @@ def prepare(
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
         return None  # only the table's creation: nothing to promote yet
-    references = reference_keys(settings, spec, increment, upstream)
-    parsed = parse_records(increment.lazy(), spec, references).collect()
+    references: dict[str, pl.Series] = {}
+
+    def look_up(wanted: Mapping[str, pl.Series]) -> dict[str, pl.Series]:
+        references.update(reference_keys(settings, spec, wanted, upstream))
+        return references
+
+    parsed = parse_records(increment.lazy(), spec, look_up).collect()  # looks up what the records reference
     # each row's delivery order: the bronze commit of its batch (a tie-break, and what
     # the quarantine has already written)
     deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
