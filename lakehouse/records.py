@@ -43,6 +43,8 @@ _JSON_KIND = {
     "OBJECT": "a JSON object",
 }
 _NUMBER = ("BIGINT", "UBIGINT", "DOUBLE")
+_FIRST_CHARACTER = {'"': "VARCHAR", "{": "OBJECT", "[": "ARRAY", "t": "BOOLEAN", "f": "BOOLEAN", "n": "NULL"}
+"""A member's JSON type by the first character of its JSON text; any other is a number."""
 _INT_TEXT = r"^-?\d+$"
 _FLOAT_TEXT = r"^-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
@@ -85,15 +87,9 @@ def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
     """
     as_json = json.dumps(dict.fromkeys(names, "JSON"))
     as_text = json.dumps(dict.fromkeys(names, "VARCHAR"))
-    # the JSON type from the first character of the member's JSON text: no second parse
-    kinds = "".join(
-        f""", CASE WHEN j."{n}" IS NULL THEN NULL WHEN left(j."{n}", 1) = '"' THEN 'VARCHAR'
-             WHEN left(j."{n}", 1) = '{{' THEN 'OBJECT' WHEN left(j."{n}", 1) = '[' THEN 'ARRAY'
-             WHEN left(j."{n}", 1) IN ('t', 'f') THEN 'BOOLEAN' WHEN left(j."{n}", 1) = 'n' THEN 'NULL'
-             WHEN regexp_full_match(j."{n}", '-?[0-9]+') THEN 'BIGINT' ELSE 'DOUBLE' END AS "{type_name(n)}",
-             v."{n}" AS "{text_name(n)}" """
-        for n in names
-    )
+    # the JSON type from the first character of the member's JSON text (no second parse),
+    # named by Polars below: cheaper than a CASE per member in DuckDB
+    kinds = "".join(f""", left(j."{n}", 1) AS "{type_name(n)}", v."{n}" AS "{text_name(n)}" """ for n in names)
     query = (
         f"SELECT json_keys(o) AS {KEYS}{kinds} FROM ("
         "  SELECT o, from_json(o, ?) AS j, from_json(o, ?) AS v FROM ("
@@ -111,6 +107,13 @@ def members(raw: pl.Series, names: Sequence[str]) -> pl.DataFrame:
         con.close()
     frame = pl.concat(parts)
     assert frame.height == raw.len()
+    number = {n: pl.when(pl.col(text_name(n)).str.contains(r"^-?[0-9]+$")).then(pl.lit("BIGINT")).otherwise(pl.lit("DOUBLE")) for n in names}
+    frame = frame.with_columns(
+        pl.when(pl.col(type_name(n)).is_not_null())
+        .then(pl.col(type_name(n)).replace_strict(_FIRST_CHARACTER, default=None, return_dtype=pl.String).fill_null(number[n]))
+        .alias(type_name(n))
+        for n in names
+    )
     # the rare record that DuckDB reads and JSON (or Polars) refuses: checked by Polars too
     suspect = raw.str.contains(r"NaN|Infinity") | (raw.str.count_matches(r"[\[{]") >= 128)
     if suspect.any():
