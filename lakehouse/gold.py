@@ -98,13 +98,18 @@ def _latest(changes: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     order = pl.col("_change_type").replace_strict(
         {"update_preimage": 0, "delete": 1, "insert": 1, "update_postimage": 1}, return_dtype=pl.Int8
     )
-    last = (
-        changes.filter(pl.col("_change_type") != "update_preimage")
+    images = changes.filter(pl.col("_change_type") != "update_preimage")
+    # a key the feed names once is its own last image: only repeated keys are sorted
+    repeated = (pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])).is_duplicated()
+    last = pl.concat([
+        images.filter(~repeated),
+        images.filter(repeated)
         .with_columns(order.alias("__order"))
         .sort(["_commit_version", "__order"])
         .unique(subset=keys, keep="last", maintain_order=True)
-    )
-    return last.filter(pl.col("_change_type") != "delete").drop("__order")
+        .drop("__order"),
+    ])
+    return last.filter(pl.col("_change_type") != "delete")
 
 
 def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBatch | None:
