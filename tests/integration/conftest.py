@@ -24,7 +24,7 @@ import pytest
 from flows.backfill import WindowDone
 from lakehouse.moto_server import MotoServer
 from tests.conftest import new_warehouse
-from tests.integration.helpers import START, contents, land, window_end
+from tests.integration.helpers import START, contents, land, replay, scan_results, window_end
 
 WINDOWS = 6
 """Windows of the session's in-order warehouse (all landed before window 1 runs); the
@@ -103,12 +103,15 @@ class InOrder:
     snapshots: dict[int, str] = field(default_factory=dict)
     """Window → bucket of the copy taken after it."""
     tables: dict[int, dict[str, pl.DataFrame]] = field(default_factory=dict)
+    scans: dict[int, pl.DataFrame] = field(default_factory=dict)
+    """Window → ``quality.scan_results`` after it (:func:`~tests.integration.helpers.scan_results`)."""
 
     def _done(self, done: WindowDone) -> None:
         """After each window, inside the backfill: record what later tests start from."""
         self.finished.append(done)
         if done.index == 2:
             self.tables[2] = contents()
+            self.scans[2] = scan_results()
         if done.index in SNAPSHOTS:
             self.snapshots[done.index] = f"in-order-{done.index}-{uuid.uuid4().hex[:8]}"
             copy_bucket(self.moto, self.bucket, self.snapshots[done.index])
@@ -161,3 +164,23 @@ def in_order(moto: MotoServer, prefect_api: str) -> InOrder:
 def two_windows(in_order: InOrder) -> dict[str, pl.DataFrame]:
     """Every table after ``land(2)`` and windows 1 and 2 run in order, on moto S3 (read-only)."""
     return in_order.contents(2)
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """The warehouse after window 4 (``in_order.clone(4, landed=4)``), then one uninterrupted
+    quarantine replay: every table, and the scan results."""
+
+    tables: dict[str, pl.DataFrame]
+    scans: pl.DataFrame
+
+
+@pytest.fixture(scope="session")
+def replayed(in_order: InOrder) -> Replayed:
+    """A quarantine replay after the in-order window 4, once per session (see :class:`Replayed`)."""
+    with pytest.MonkeyPatch.context() as mp:
+        in_order.clone(4, mp, landed=4)
+        state = replay()
+        assert state.is_completed(), state.message
+        assert any(r["replayed"] for r in state.result()["replayed"]), "nothing to replay after window 4"
+        return Replayed(contents(), scan_results())

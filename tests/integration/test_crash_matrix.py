@@ -1,0 +1,174 @@
+"""The crash matrix (issue 11): a SIGKILL at every write boundary, then (a) the same window
+run again or (b) the next window; either way every table ends as an uninterrupted run left it.
+
+A run is killed with SIGKILL at a crash point (``LAKEHOUSE_CRASH_AT`` and
+``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/faults.py): window 2 of the session's in-order
+warehouse after window 1, or a quarantine replay after window 4. Each point is killed once,
+in a ``lakehouse`` subprocess, every point's at once (their waits on S3 and the API overlap);
+the killed warehouse is then copied, so both variants start from the same killed state.
+The next window lands nothing new: with window 3's files, a kill before order lines reach
+silver makes window 3 promote window 2's lines together with window 3's catalogue, so the
+line selling a product that arrives late (the simulator's fault 10) is promoted instead of
+quarantined: a different, correct outcome that no uninterrupted run has (the out-of-order
+test of test_pipeline.py shows a replay makes them equal). What the next window must do
+here is consume the killed window's leftovers exactly once.
+
+References are the session's (tests/integration/conftest.py): the tables and scan results
+after the in-order window 2 (``in_order``), and after an uninterrupted replay (``replayed``).
+Scan results are compared as what makes them exactly once: (a) re-runs the batches the
+killed run gated, so it records nothing new and the table equals the uninterrupted one;
+(b) gates, in the next window, the batches the killed run did not reach, so the killed
+window's scans plus the next window's hold each gate's checks once, as the uninterrupted
+run's window does.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from lakehouse.faults import POINTS
+from lakehouse.moto_server import MotoServer
+from tests.integration.conftest import InOrder, Replayed, copy_bucket, point_at
+from tests.integration.helpers import contents, replay, run, scan_results, window_end
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+
+
+@dataclass(frozen=True)
+class Crash:
+    """Where a run is killed: the ``hit``-th time it reaches ``point``."""
+
+    point: str
+    hit: int = 1
+    why: str = ""
+
+    @property
+    def replay(self) -> bool:
+        return self.point.startswith("replay.")
+
+    @property
+    def name(self) -> str:
+        return self.point if self.hit == 1 else f"{self.point}#{self.hit}"
+
+
+CRASHES = (
+    Crash("bronze.committed", why="every bronze append, nothing gated"),
+    Crash("quality.recorded", why="silver.products' scan, before any other gate"),
+    Crash("silver.quarantined", 2, why="orders' rejects, before its merge"),
+    Crash("silver.committed", why="products merged, orders and order lines not"),
+    Crash("silver.committed", 2, why="orders merged, order lines not"),
+    Crash("silver.committed", 3, why="every silver merge, no gold scan"),
+    Crash("quality.recorded", 4, why="the first of gold's scans"),
+    Crash("gold.prepared", why="gold recomputed and every scan recorded, no gold commit"),
+    Crash("gold.committed", why="the gold overwrite, before the run's end"),
+    Crash("replay.appended", why="the replayed rows in bronze, not promoted"),
+)
+KILLED = 2
+"""The window killed (from the in-order warehouse after window 1, its landing only)."""
+AFTER_REPLAY = 4
+"""The window after which a replay is killed (window 1's late product has arrived since)."""
+GATES = ["table", "stage", "rows", "check"]
+"""What a scan result says of which gate ran on which batch."""
+AT_ONCE = 3
+"""Killed runs at a time: three overlap their waits on the 2-core machine, more only queue."""
+
+
+def test_the_matrix_has_every_crash_point() -> None:
+    assert {c.point for c in CRASHES} == set(POINTS)
+
+
+def _command(crash: Crash) -> list[str]:
+    if crash.replay:
+        return [sys.executable, "-m", "flows.cli", "quarantine", "replay"]
+    return [sys.executable, "-m", "flows.cli", "run", "--at", window_end(KILLED).isoformat()]
+
+
+@pytest.fixture(scope="module")
+def killed(in_order: InOrder, prefect_api: str) -> dict[Crash, str]:
+    """Per crash, the bucket of a warehouse whose run was killed there (every kill at once)."""
+    started: list[tuple[Crash, str, subprocess.Popen[str]]] = []
+    done: dict[Crash, str] = {}
+
+    def reap(proc_of: tuple[Crash, str, subprocess.Popen[str]]) -> None:
+        crash, bucket, proc = proc_of
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == -9, f"{crash.name}: exit {proc.returncode}\n{err[-3000:]}"
+        done[crash] = bucket
+
+    for crash in CRASHES:
+        if len(started) >= AT_ONCE:
+            reap(started.pop(0))
+        with pytest.MonkeyPatch.context() as mp:
+            k = AFTER_REPLAY if crash.replay else KILLED - 1
+            uri = in_order.clone(k, mp, landed=k + (not crash.replay))
+            env = {**os.environ, "LAKEHOUSE_CRASH_AT": crash.point, "LAKEHOUSE_CRASH_AT_HIT": str(crash.hit)}
+        proc = subprocess.Popen(_command(crash), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append((crash, uri.split("/")[2], proc))
+    while started:
+        reap(started.pop(0))
+    return done
+
+
+def _killed_window(scans: pl.DataFrame, crash: Crash) -> pl.DataFrame:
+    """The scans of the window the run was killed in (a replay's have no window)."""
+    if crash.replay:
+        return scans.filter(pl.col("window_end").is_null())
+    return scans.filter(pl.col("window_end") == window_end(KILLED))
+
+
+def _gates(scans: pl.DataFrame) -> pl.DataFrame:
+    return scans.select(GATES).sort(GATES)
+
+
+def assert_same(got: pl.DataFrame, expected: pl.DataFrame, what: str) -> None:
+    try:
+        assert_frame_equal(got, expected, check_row_order=True)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {exc}") from None
+
+
+def assert_same_tables(got: dict[str, pl.DataFrame], expected: dict[str, pl.DataFrame]) -> None:
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert_same(got[name], expected[name], name)
+
+
+@pytest.mark.parametrize("crash", CRASHES, ids=lambda c: c.name)
+def test_a_kill_then_a_rerun_or_the_next_window_gives_the_uninterrupted_tables(
+    crash: Crash, killed: dict[Crash, str], in_order: InOrder, replayed: Replayed, moto: MotoServer, monkeypatch
+) -> None:
+    bucket = killed[crash]
+    twin = f"lake-{uuid.uuid4().hex[:12]}"
+    copy_bucket(moto, bucket, twin)  # the same killed state, for (b)
+    if crash.replay:
+        tables, scans = replayed.tables, replayed.scans
+    else:
+        tables, scans = in_order.contents(KILLED), in_order.scans[KILLED]
+
+    # (a) the same window again (the same replay): nothing the killed run committed twice
+    point_at(moto, monkeypatch, bucket)
+    state = replay() if crash.replay else run(KILLED)
+    assert state.is_completed(), state.message
+    assert_same_tables(contents(), tables)
+    assert_same(scan_results(), scans, "quality.scan_results")
+
+    # (b) the next window, with nothing new landed: it finishes what the killed run left
+    point_at(moto, monkeypatch, twin)
+    before = scan_results()
+    following = AFTER_REPLAY + 1 if crash.replay else KILLED + 1
+    state = run(following)
+    assert state.is_completed(), state.message
+    assert_same_tables(contents(), tables)
+    after = scan_results()
+    gated_next = after.filter(pl.col("window_end") == window_end(following))
+    assert after.height == before.height + gated_next.height  # nothing but the next window's scans added
+    assert_same(_gates(pl.concat([_killed_window(before, crash), gated_next])), _gates(_killed_window(scans, crash)),
+                "each gate's checks, once per batch")
