@@ -4,8 +4,8 @@ run again or (b) the next window; either way every table ends as an uninterrupte
 A run is killed with SIGKILL at a crash point (``LAKEHOUSE_CRASH_AT`` and
 ``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/faults.py): window 2 of the session's in-order
 warehouse after window 1, or a quarantine replay after window 4. Each point is killed once,
-in a ``lakehouse`` subprocess, every point's at once (their waits on S3 and the API overlap);
-the killed warehouse is then copied, so both variants start from the same killed state.
+in a ``lakehouse`` subprocess, while the tests before it run (fixture ``killed``); the killed
+warehouse is then copied, so both variants start from the same killed state.
 The next window lands nothing new: with window 3's files, a kill before order lines reach
 silver makes window 3 promote window 2's lines together with window 3's catalogue, so the
 line selling a product that arrives late (the simulator's fault 10) is promoted instead of
@@ -28,6 +28,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -36,7 +38,7 @@ from polars.testing import assert_frame_equal
 
 from lakehouse.faults import POINTS
 from lakehouse.moto_server import MotoServer
-from tests.integration.conftest import InOrder, Replayed, copy_bucket, point_at
+from tests.integration.conftest import InOrder, Replayed, copy_bucket, environment, point_at
 from tests.integration.helpers import contents, replay, run, scan_results, window_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
@@ -48,7 +50,6 @@ class Crash:
 
     point: str
     hit: int = 1
-    why: str = ""
 
     @property
     def replay(self) -> bool:
@@ -60,16 +61,15 @@ class Crash:
 
 
 CRASHES = (
-    Crash("bronze.committed", why="every bronze append, nothing gated"),
-    Crash("quality.recorded", why="silver.products' scan, before any other gate"),
-    Crash("silver.quarantined", 2, why="orders' rejects, before its merge"),
-    Crash("silver.committed", why="products merged, orders and order lines not"),
-    Crash("silver.committed", 2, why="orders merged, order lines not"),
-    Crash("silver.committed", 3, why="every silver merge, no gold scan"),
-    Crash("quality.recorded", 4, why="the first of gold's scans"),
-    Crash("gold.prepared", why="gold recomputed and every scan recorded, no gold commit"),
-    Crash("gold.committed", why="the gold overwrite, before the run's end"),
-    Crash("replay.appended", why="the replayed rows in bronze, not promoted"),
+    Crash("bronze.committed"),  # every bronze append, nothing gated
+    Crash("quality.recorded"),  # silver.products' scan, before any other gate
+    Crash("silver.quarantined", 2),  # orders' rejects, before its merge
+    Crash("silver.committed"),  # products merged, orders and order lines not
+    Crash("silver.committed", 2),  # orders merged, order lines not
+    Crash("silver.committed", 3),  # every silver merge, no gold scan
+    Crash("gold.prepared"),  # gold recomputed and every scan recorded, no gold commit
+    Crash("gold.committed"),  # the gold overwrite, before the run's end
+    Crash("replay.appended"),  # the replayed rows in bronze, not promoted
 )
 KILLED = 2
 """The window killed (from the in-order warehouse after window 1, its landing only)."""
@@ -77,8 +77,8 @@ AFTER_REPLAY = 4
 """The window after which a replay is killed (window 1's late product has arrived since)."""
 GATES = ["table", "stage", "rows", "check"]
 """What a scan result says of which gate ran on which batch."""
-AT_ONCE = 3
-"""Killed runs at a time: three overlap their waits on the 2-core machine, more only queue."""
+AT_ONCE = 2
+"""Killed runs at a time, beside the test running its variants: on two cores, more only queue."""
 
 
 def test_the_matrix_has_every_crash_point() -> None:
@@ -91,30 +91,28 @@ def _command(crash: Crash) -> list[str]:
     return [sys.executable, "-m", "flows.cli", "run", "--at", window_end(KILLED).isoformat()]
 
 
+def _kill(crash: Crash, in_order: InOrder, moto: MotoServer, base: dict[str, str]) -> str:
+    """A copy of the warehouse the crash starts from, its run killed there; returns its bucket."""
+    k = AFTER_REPLAY if crash.replay else KILLED - 1
+    bucket = in_order.copy(k, landed=k if crash.replay else KILLED)
+    env = {**environment(moto, base, bucket), "LAKEHOUSE_CRASH_AT": crash.point, "LAKEHOUSE_CRASH_AT_HIT": str(crash.hit)}
+    proc = subprocess.run(_command(crash), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, f"{crash.name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    return bucket
+
+
 @pytest.fixture(scope="module")
-def killed(in_order: InOrder, prefect_api: str) -> dict[Crash, str]:
-    """Per crash, the bucket of a warehouse whose run was killed there (every kill at once)."""
-    started: list[tuple[Crash, str, subprocess.Popen[str]]] = []
-    done: dict[Crash, str] = {}
+def killed(in_order: InOrder, moto: MotoServer, prefect_api: str) -> Iterator[dict[Crash, Future[str]]]:
+    """Per crash, the bucket of a warehouse whose run was killed there, when it is.
 
-    def reap(proc_of: tuple[Crash, str, subprocess.Popen[str]]) -> None:
-        crash, bucket, proc = proc_of
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == -9, f"{crash.name}: exit {proc.returncode}\n{err[-3000:]}"
-        done[crash] = bucket
-
-    for crash in CRASHES:
-        if len(started) >= AT_ONCE:
-            reap(started.pop(0))
-        with pytest.MonkeyPatch.context() as mp:
-            k = AFTER_REPLAY if crash.replay else KILLED - 1
-            uri = in_order.clone(k, mp, landed=k + (not crash.replay))
-            env = {**os.environ, "LAKEHOUSE_CRASH_AT": crash.point, "LAKEHOUSE_CRASH_AT_HIT": str(crash.hit)}
-        proc = subprocess.Popen(_command(crash), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        started.append((crash, uri.split("/")[2], proc))
-    while started:
-        reap(started.pop(0))
-    return done
+    The kills run in threads beside the tests, ``AT_ONCE`` at a time, in the order of
+    ``CRASHES``: while a test runs its variants in this process, the next crashes' runs are
+    being killed in theirs. The threads never touch this process's environment; they start
+    from the one the session had when the module began.
+    """
+    base = dict(os.environ)
+    with ThreadPoolExecutor(max_workers=AT_ONCE, thread_name_prefix="kill") as pool:
+        yield {crash: pool.submit(_kill, crash, in_order, moto, base) for crash in CRASHES}
 
 
 def _killed_window(scans: pl.DataFrame, crash: Crash) -> pl.DataFrame:
@@ -145,9 +143,9 @@ def assert_same_tables(got: dict[str, pl.DataFrame], expected: dict[str, pl.Data
 def test_a_kill_then_a_rerun_or_the_next_window_gives_the_uninterrupted_tables(
     crash: Crash, killed: dict[Crash, str], in_order: InOrder, replayed: Replayed, moto: MotoServer, monkeypatch
 ) -> None:
-    bucket = killed[crash]
+    bucket = killed[crash].result(timeout=600)
     twin = f"lake-{uuid.uuid4().hex[:12]}"
-    copy_bucket(moto, bucket, twin)  # the same killed state, for (b)
+    copy_bucket(moto.endpoint_url, bucket, twin)  # the same killed state, for (b)
     if crash.replay:
         tables, scans = replayed.tables, replayed.scans
     else:

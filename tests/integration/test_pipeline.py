@@ -18,7 +18,7 @@ from lakehouse.shop import DAILY_SALES
 from lakehouse.simulator import new_product
 from lakehouse.storage import storage_options
 from tests.conftest import new_warehouse
-from tests.integration.conftest import InOrder, Replayed
+from tests.integration.conftest import WINDOWS, InOrder, Replayed
 from tests.integration.helpers import (
     START,
     contents,
@@ -125,12 +125,12 @@ def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_
 
 
 def test_incremental_gold_equals_a_rebuild_from_silver(in_order: InOrder, monkeypatch) -> None:
-    # land(6), windows 1..6 completed in order (once per session), read only
+    # land(4), windows 1..4 completed in order (once per session), read only
     touched_days = set()
-    for k in range(1, 7):
+    for k in range(1, WINDOWS + 1):
         for g in in_order.summary(k)["gold"]:
             touched_days.update(g["partitions"])
-    in_order.use(6, monkeypatch)
+    in_order.use(WINDOWS, monkeypatch)
     assert len(touched_days) >= 2, "the simulator should move an order to the previous day"
     incremental = read("gold", "daily_sales")
     rebuilt = gold.rebuild(Settings(), DAILY_SALES)
