@@ -5,7 +5,8 @@ A run is killed with SIGKILL at a crash point (``LAKEHOUSE_CRASH_AT`` and
 ``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/faults.py): window 2 of the session's in-order
 warehouse after window 1, or a quarantine replay after window 4. Each point is killed once,
 in a ``lakehouse`` subprocess, while the tests before it run (fixture ``killed``); the killed
-warehouse is then copied, so both variants start from the same killed state.
+warehouse is then copied, so both variants start from the same killed state: (b) runs at
+once, in a ``lakehouse run`` process, (a) in the test.
 The next window lands nothing new: with window 3's files, a kill before order lines reach
 silver makes window 3 promote window 2's lines together with window 3's catalogue, so the
 line selling a product that arrives late (the simulator's fault 10) is promoted instead of
@@ -78,37 +79,57 @@ AFTER_REPLAY = 4
 GATES = ["table", "stage", "rows", "check"]
 """What a scan result says of which gate ran on which batch."""
 AT_ONCE = 2
-"""Killed runs at a time, beside the test running its variants: on two cores, more only queue."""
+"""Crashes prepared at a time, beside the test running its re-run: on two cores, more only queue."""
 
 
 def test_the_matrix_has_every_crash_point() -> None:
     assert {c.point for c in CRASHES} == set(POINTS)
 
 
-def _command(crash: Crash) -> list[str]:
-    if crash.replay:
-        return [sys.executable, "-m", "flows.cli", "quarantine", "replay"]
-    return [sys.executable, "-m", "flows.cli", "run", "--at", window_end(KILLED).isoformat()]
+def _following(crash: Crash) -> int:
+    """The next window after the one the crash killed (after the replay's window)."""
+    return AFTER_REPLAY + 1 if crash.replay else KILLED + 1
 
 
-def _kill(crash: Crash, in_order: InOrder, moto: MotoServer, base: dict[str, str]) -> str:
-    """A copy of the warehouse the crash starts from, its run killed there; returns its bucket."""
+def _lakehouse(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flows.cli", *args]
+
+
+@dataclass(frozen=True)
+class Killed:
+    """A crash's killed warehouse, and a copy of it in which the next window then ran."""
+
+    bucket: str
+    """As the kill left it: variant (a) runs here."""
+    twin: str
+    """Variant (b): a copy of ``bucket`` taken right after the kill, then the next window,
+    run as the scheduler runs it, by a `lakehouse run` process of its own."""
+
+
+def _kill(crash: Crash, in_order: InOrder, moto: MotoServer, base: dict[str, str]) -> Killed:
+    """Copy the warehouse the crash starts from, kill its run there, copy that and run (b)."""
     k = AFTER_REPLAY if crash.replay else KILLED - 1
     bucket = in_order.copy(k, landed=k if crash.replay else KILLED)
+    command = _lakehouse("quarantine", "replay") if crash.replay else _lakehouse("run", "--at", window_end(KILLED).isoformat())
     env = {**environment(moto, base, bucket), "LAKEHOUSE_CRASH_AT": crash.point, "LAKEHOUSE_CRASH_AT_HIT": str(crash.hit)}
-    proc = subprocess.run(_command(crash), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, f"{crash.name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
-    return bucket
+    twin = f"lake-{uuid.uuid4().hex[:12]}"
+    copy_bucket(moto.endpoint_url, bucket, twin)
+    proc = subprocess.run(_lakehouse("run", "--at", window_end(_following(crash)).isoformat()),
+                          env=environment(moto, base, twin), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{crash.name}, the next window: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    return Killed(bucket, twin)
 
 
 @pytest.fixture(scope="module")
-def killed(in_order: InOrder, moto: MotoServer, prefect_api: str) -> Iterator[dict[Crash, Future[str]]]:
-    """Per crash, the bucket of a warehouse whose run was killed there, when it is.
+def killed(in_order: InOrder, moto: MotoServer, prefect_api: str) -> Iterator[dict[Crash, Future[Killed]]]:
+    """Per crash, its :class:`Killed` warehouses, when they are ready.
 
-    The kills run in threads beside the tests, ``AT_ONCE`` at a time, in the order of
-    ``CRASHES``: while a test runs its variants in this process, the next crashes' runs are
-    being killed in theirs. The threads never touch this process's environment; they start
-    from the one the session had when the module began.
+    The kills (and the next windows after them) run in threads beside the tests, ``AT_ONCE``
+    at a time, in the order of ``CRASHES``: while a test runs its re-run in this process,
+    the next crashes' runs are being killed in theirs. The threads never touch this
+    process's environment; they start from the one the session had when the module began.
     """
     base = dict(os.environ)
     with ThreadPoolExecutor(max_workers=AT_ONCE, thread_name_prefix="kill") as pool:
@@ -141,32 +162,28 @@ def assert_same_tables(got: dict[str, pl.DataFrame], expected: dict[str, pl.Data
 
 @pytest.mark.parametrize("crash", CRASHES, ids=lambda c: c.name)
 def test_a_kill_then_a_rerun_or_the_next_window_gives_the_uninterrupted_tables(
-    crash: Crash, killed: dict[Crash, str], in_order: InOrder, replayed: Replayed, moto: MotoServer, monkeypatch
+    crash: Crash, killed: dict[Crash, Future[Killed]], in_order: InOrder, replayed: Replayed, moto: MotoServer, monkeypatch
 ) -> None:
-    bucket = killed[crash].result(timeout=600)
-    twin = f"lake-{uuid.uuid4().hex[:12]}"
-    copy_bucket(moto.endpoint_url, bucket, twin)  # the same killed state, for (b)
+    warehouses = killed[crash].result(timeout=900)
     if crash.replay:
         tables, scans = replayed.tables, replayed.scans
     else:
         tables, scans = in_order.contents(KILLED), in_order.scans[KILLED]
 
     # (a) the same window again (the same replay): nothing the killed run committed twice
-    point_at(moto, monkeypatch, bucket)
+    point_at(moto, monkeypatch, warehouses.bucket)
+    before = scan_results()  # as the kill left them, in (b)'s copy too
     state = replay() if crash.replay else run(KILLED)
     assert state.is_completed(), state.message
     assert_same_tables(contents(), tables)
     assert_same(scan_results(), scans, "quality.scan_results")
 
-    # (b) the next window, with nothing new landed: it finishes what the killed run left
-    point_at(moto, monkeypatch, twin)
-    before = scan_results()
-    following = AFTER_REPLAY + 1 if crash.replay else KILLED + 1
-    state = run(following)
-    assert state.is_completed(), state.message
+    # (b) the next window, with nothing new landed (run in the copy): it finishes what the
+    # killed run left
+    point_at(moto, monkeypatch, warehouses.twin)
     assert_same_tables(contents(), tables)
     after = scan_results()
-    gated_next = after.filter(pl.col("window_end") == window_end(following))
+    gated_next = after.filter(pl.col("window_end") == window_end(_following(crash)))
     assert after.height == before.height + gated_next.height  # nothing but the next window's scans added
     assert_same(_gates(pl.concat([_killed_window(before, crash), gated_next])), _gates(_killed_window(scans, crash)),
                 "each gate's checks, once per batch")
