@@ -55,6 +55,14 @@ def new_warehouse(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, name: str =
     return uri
 
 
+def environment(moto: MotoServer, base: dict[str, str], bucket: str) -> dict[str, str]:
+    """``base`` pointed at the warehouse in ``bucket`` (as :func:`new_warehouse` points this
+    process), for a subprocess."""
+    env = {**base, **moto.env(f"s3://{bucket}/warehouse")}
+    env.pop("LAKEHOUSE_LANDING", None)
+    return env
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """A real Prefect API for the session; its URL is exported for subprocesses too."""
@@ -126,11 +134,9 @@ def in_order_build(moto: MotoServer, prefect_api: str, tmp_path_factory: pytest.
     """The process that builds the in-order warehouse, started (see ``in_order``)."""
     bucket = f"in-order-{uuid.uuid4().hex[:12]}"
     moto.create_bucket(bucket)
-    env = {**os.environ, **moto.env(f"s3://{bucket}/warehouse")}
-    env.pop("LAKEHOUSE_LANDING", None)
     folder = tmp_path_factory.mktemp("in-order")
     build = InOrderBuild([sys.executable, "-m", "tests.integration.in_order", bucket, str(folder / "built.pickle")],
-                         env, folder)
+                         environment(moto, dict(os.environ), bucket), folder)
     build.begin()
     yield build
     build.kill()

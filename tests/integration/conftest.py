@@ -25,6 +25,7 @@ import pytest
 
 from flows.backfill import WindowDone
 from lakehouse.moto_server import MotoServer
+from tests.conftest import InOrderBuild
 from tests.integration.helpers import contents, replay, scan_results, window_end
 
 WINDOWS = 4
@@ -82,13 +83,6 @@ def point_at(moto: MotoServer, mp: pytest.MonkeyPatch, bucket: str) -> str:
         mp.setenv(key, value)
     mp.delenv("LAKEHOUSE_LANDING", raising=False)
     return uri
-
-
-def environment(moto: MotoServer, base: dict[str, str], bucket: str) -> dict[str, str]:
-    """``base`` pointed at the warehouse in ``bucket``, for a subprocess (as :func:`point_at` does)."""
-    env = {**base, **moto.env(f"s3://{bucket}/{PREFIX}")}
-    env.pop("LAKEHOUSE_LANDING", None)
-    return env
 
 
 @dataclass
@@ -177,7 +171,7 @@ class InOrder:
 
 
 @pytest.fixture(scope="session")
-def in_order(moto: MotoServer, prefect_api: str, in_order_build: Any) -> InOrder:
+def in_order(moto: MotoServer, prefect_api: str, in_order_build: InOrderBuild) -> InOrder:
     """The session's in-order windows (see :class:`InOrder`), once their process has built them."""
     from prefect.client.orchestration import get_client
 

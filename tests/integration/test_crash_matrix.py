@@ -39,7 +39,8 @@ from polars.testing import assert_frame_equal
 
 from lakehouse.faults import POINTS
 from lakehouse.moto_server import MotoServer
-from tests.integration.conftest import InOrder, Replayed, copy_bucket, environment, point_at
+from tests.conftest import environment
+from tests.integration.conftest import InOrder, Replayed, copy_bucket, point_at
 from tests.integration.helpers import contents, replay, run, scan_results, window_end
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
