@@ -15,12 +15,21 @@ import os
 import signal
 from collections import Counter
 
-POINTS = (
-    "bronze.committed",
-    "silver.quarantined",
-    "silver.committed",
-    "gold.prepared",
-)
+POINTS: dict[str, str] = {
+    "bronze.committed": "every dataset's bronze append of the window committed, before any silver gate",
+    "quality.recorded": "one gate's checks appended to quality.scan_results (or found there), before the "
+                        "next gate or the merge it gates; a window records a scan per silver gate, then "
+                        "per gold input and model",
+    "silver.quarantined": "one dataset's rejects committed to its quarantine table, before its silver merge",
+    "silver.committed": "one dataset's silver merge committed, before the next dataset's quarantine and merge",
+    "gold.prepared": "every gold model recomputed and gated, before the first gold overwrite",
+    "gold.committed": "one gold model's partition overwrite committed, before the next model's (after the "
+                      "last one: before the run's summary)",
+    "replay.appended": "a quarantine replay's bronze append committed, before the next dataset's replay "
+                       "and before silver promotes the replayed rows",
+}
+"""Every crash point, with where the process dies; ``LAKEHOUSE_CRASH_AT_HIT`` picks which
+time a point that a window reaches several times (once per dataset, gate or model) kills."""
 
 _hits: Counter[str] = Counter()
 """How often this process has reached each point named by ``LAKEHOUSE_CRASH_AT``."""

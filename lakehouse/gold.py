@@ -30,6 +30,7 @@ from lakehouse.commit import (
 from lakehouse.config import Settings
 from lakehouse.declaration import GoldModel, Pipeline
 from lakehouse.errors import ConfigError
+from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, run_gate
 from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.storage import open_store, storage_options
@@ -196,6 +197,7 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     landed = write_once(
         uri, options, transactions=batch.consumed, metadata=metadata, expect=batch.since, write=write,
     )
+    crash_point("gold.committed")  # after this model's overwrite, before the next model's
     log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)
     preview = pl.from_arrow(batch.rows.slice(0, 20)).to_dicts()  # type: ignore[union-attr]
     return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview,

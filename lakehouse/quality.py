@@ -14,6 +14,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import ensure_table, write_once
 from lakehouse.config import Settings
+from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult
 from lakehouse.storage import join, storage_options
 from lakehouse.window import Window
@@ -92,10 +93,13 @@ def record(
     )
     if not consumed:
         write_deltalake(uri, data, mode="append", storage_options=options)
+        crash_point("quality.recorded")
         return True
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
         write_deltalake(table, data, mode="append", commit_properties=props)
 
     transactions = {scan_app(result, consumer): version for consumer, version in consumed.items()}
-    return not write_once(uri, options, transactions=transactions, write=write).already
+    landed = write_once(uri, options, transactions=transactions, write=write)
+    crash_point("quality.recorded")  # after this gate's scan, before the next gate or the merge it gates
+    return not landed.already

@@ -35,6 +35,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
+from lakehouse.faults import crash_point
 from lakehouse.silver import reason_counts, reference_keys
 from lakehouse.storage import storage_options
 from lakehouse.transform import parse_records
@@ -147,6 +148,7 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
         uri, options, transactions={app: sequence}, metadata=metadata,
         expect={app: sequence - 1 or None}, if_another_committed="conflict", write=write,
     )
+    crash_point("replay.appended")  # in bronze, not yet promoted: silver's next increment takes it
     log.info("%s: replayed %d of %d quarantined rows -> bronze.%s version %d",
              spec.qualified_name, rows.num_rows, todo.height, name, landed.version)
     return ReplayResult(

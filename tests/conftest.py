@@ -5,15 +5,25 @@ to start); each warehouse gets a bucket of its own in the one moto server. moto 
 bucket by walking every key in it, so a bucket shared by the whole session made every
 Delta log listing slower as the session went on; a bucket per warehouse keeps a listing
 as cheap as that warehouse is small.
+
+Head starts: three things take most of a minute each and run in processes of their own,
+the demo (tests/e2e), the `lakehouse serve` stack (tests/e2e/serving.py) and the session's
+in-order warehouse (tests/integration/conftest.py). ``_head_start`` starts those that the
+selected tests use as the first test begins, so they come up on the machine's other core
+while the tests before them run; the tests that use them then wait only for what is left.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -45,6 +55,14 @@ def new_warehouse(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, name: str =
     return uri
 
 
+def environment(moto: MotoServer, base: dict[str, str], bucket: str) -> dict[str, str]:
+    """``base`` pointed at the warehouse in ``bucket`` (as :func:`new_warehouse` points this
+    process), for a subprocess."""
+    env = {**base, **moto.env(f"s3://{bucket}/warehouse")}
+    env.pop("LAKEHOUSE_LANDING", None)
+    return env
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[str]:
     """A real Prefect API for the session; its URL is exported for subprocesses too."""
@@ -71,3 +89,65 @@ def local_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", uri)
     monkeypatch.delenv("LAKEHOUSE_LANDING", raising=False)
     return uri
+
+
+class Background:
+    """A command in a process of its own, started once and waited for later; output to files
+    (nobody reads a pipe until the test does)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], folder: Path) -> None:
+        self.argv, self.env, self.folder = argv, env, folder
+        self.proc: subprocess.Popen[str] | None = None
+
+    def begin(self) -> None:
+        if self.proc is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(self.folder / "stdout", "w") as out, open(self.folder / "stderr", "w") as err:
+                self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=err, text=True)
+
+    def wait(self, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Start it unless it was, and wait for it to end: its exit code and output."""
+        self.begin()
+        assert self.proc is not None
+        self.proc.wait(timeout=timeout)
+        return subprocess.CompletedProcess(self.argv, self.proc.returncode,
+                                           (self.folder / "stdout").read_text(), (self.folder / "stderr").read_text())
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+class InOrderBuild(Background):
+    """``python -m tests.integration.in_order``: the session's in-order warehouse."""
+
+    def wait(self, timeout: float = 900) -> Any:
+        """What the build left (``tests.integration.conftest.Built``), once it has."""
+        done = super().wait(timeout)
+        assert done.returncode == 0, f"the in-order build failed (exit {done.returncode}):\n{done.stderr[-4000:]}"
+        return pickle.loads((self.folder / "built.pickle").read_bytes())
+
+
+@pytest.fixture(scope="session")
+def in_order_build(moto: MotoServer, prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InOrderBuild]:
+    """The process that builds the in-order warehouse, started (see ``in_order``)."""
+    bucket = f"in-order-{uuid.uuid4().hex[:12]}"
+    moto.create_bucket(bucket)
+    folder = tmp_path_factory.mktemp("in-order")
+    build = InOrderBuild([sys.executable, "-m", "tests.integration.in_order", bucket, str(folder / "built.pickle")],
+                         environment(moto, dict(os.environ), bucket), folder)
+    build.begin()
+    yield build
+    build.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _head_start(request: pytest.FixtureRequest) -> None:
+    """Start the demo, the serve stack and the in-order build, if the selected tests use them."""
+    used = {name for item in request.session.items for name in getattr(item, "fixturenames", ())}
+    for name in ("demo", "served"):  # these need nothing of the session
+        if name in used:
+            request.getfixturevalue(name).begin()
+    if "in_order" in used:
+        request.getfixturevalue("in_order_build")

@@ -91,14 +91,21 @@ class Served:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def ensure_running(self) -> Served:
-        """Start the stack unless it runs, and wait for its UI and its first completed micro-batch."""
+    def begin(self) -> None:
+        """Start the stack unless it runs, without waiting for it (a head start: conftest.py)."""
         if self.running():
-            return self
+            return
         if self.root.exists():  # a stack this session stopped: start over from nothing
             self.root = self.root.with_name(self.root.name + "-again")
         self.root.mkdir(parents=True)
-        self.proc, self.lines = serve(self.state, self.ui, self.s3), []
+        self.proc, self.lines, self.first_runs = serve(self.state, self.ui, self.s3), [], []
+
+    def ensure_running(self) -> Served:
+        """Start the stack unless it runs, and wait for its UI and its first completed micro-batch."""
+        if self.running() and self.first_runs:
+            return self
+        self.begin()
+        assert self.proc is not None
         try:
             wait_for_line(self.proc, f"Prefect UI: http://127.0.0.1:{self.ui}", self.lines, timeout=240)
             deadline = time.monotonic() + 240

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from flows.cli import app
+from tests.conftest import Background
 
 pytestmark = pytest.mark.slow
 
@@ -92,10 +93,8 @@ def test_timestamps_need_a_zone(warehouse: str) -> None:
     assert "zone" in out.stderr
 
 
-def test_demo_runs_with_nothing_started_by_hand(tmp_path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "PREFECT_API"))}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    out = lakehouse("demo", "--windows", "2", env=env, timeout=600)
+def test_demo_runs_with_nothing_started_by_hand(demo: Background) -> None:
+    out = demo.wait(timeout=600)  # started as the session began (tests/conftest.py)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "window 2026-01-01 00:00–00:15" in out.stdout
     assert "window 2026-01-01 00:15–00:30" in out.stdout

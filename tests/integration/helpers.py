@@ -80,6 +80,15 @@ def contents(*, drop: tuple[str, ...] = ("_ingested_at",)) -> dict[str, pl.DataF
     return out
 
 
+def scan_results(*, drop: tuple[str, ...] = ("scanned_at", "run_id")) -> pl.DataFrame:
+    """``quality.scan_results`` without what differs between two runs of one batch, sorted."""
+    from lakehouse.quality import scan_results_uri
+
+    settings = Settings()
+    frame = pl.read_delta(scan_results_uri(settings), storage_options=storage_options(settings)).drop(drop)
+    return frame.sort(frame.columns, nulls_last=True)
+
+
 def without(frames: dict[str, pl.DataFrame], *columns: str) -> dict[str, pl.DataFrame]:
     """``frames`` with ``columns`` dropped, each sorted again as :func:`read` sorts."""
     out = {}

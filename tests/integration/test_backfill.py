@@ -25,20 +25,21 @@ from lakehouse.commit import app_id, open_table
 from lakehouse.config import Settings
 from lakehouse.declaration import load
 from lakehouse.storage import storage_options
-from tests.conftest import new_warehouse
 from tests.integration.conftest import WINDOWS as IN_ORDER_WINDOWS
 from tests.integration.conftest import InOrder
 from tests.integration.helpers import START, contents, land, read, versions, window_end
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-WINDOWS = 6
-"""Windows of the interrupted-backfill test. Six prove what the 24 of issue 6's acceptance
-did (windows before the kill re-run as no-ops, the cut-off window resumes mid-way, later
-windows run for the first time) at a quarter of the cost; a window costs about 3 s."""
-KILLED_IN = 4
+BACKFILL = 4
+"""Windows of the interrupted backfill, started from the session's in-order warehouse after
+window 1 (so window 1 re-runs as a no-op), compared with its copy after window 4. Four prove
+what the 24 of issue 6's acceptance did (windows before the kill re-run as no-ops, the
+cut-off window resumes mid-way, a later window runs for the first time) at a sixth of the
+cost; a window costs about 3 s."""
+KILLED_IN = 3
 """The window in which the backfill process is killed: after its silver merges committed,
-before its gold commit (``gold.prepared`` is reached once per window)."""
+before its gold commit (``gold.prepared`` is reached once per window, a no-op one too)."""
 ORDERS = 10  # a small volume (a blocked window is about windows, not rows) that keeps faults under 10 %
 
 
@@ -96,44 +97,49 @@ def gold_behind_silver() -> dict[str, tuple[int, int]]:
 @pytest.mark.slow
 def test_a_backfill_killed_midway_resumes_to_the_same_tables(in_order: InOrder, moto, monkeypatch) -> None:
     # warehouse A: one uninterrupted backfill, in this process: the session's in-order
-    # windows (tests/integration/conftest.py), land(WINDOWS) then one `backfill` flow
-    assert WINDOWS == IN_ORDER_WINDOWS
-    in_order.use(WINDOWS, monkeypatch)
-    state = in_order.state
-    assert state.is_completed(), state.message
-    summaries = state.result()
-    assert [s["window_end"] for s in summaries] == [window_end(k).isoformat() for k in range(1, WINDOWS + 1)]
-    assert [d.index for d in in_order.finished] == list(range(1, WINDOWS + 1))
+    # windows (tests/integration/conftest.py), land(IN_ORDER_WINDOWS) then one `backfill` flow
+    # (in a process of its own, tests/integration/in_order.py, which recorded what it returned)
+    in_order.use(IN_ORDER_WINDOWS, monkeypatch)
+    built = in_order.built
+    assert built.completed, built.message
+    summaries = built.returned
+    assert [s["window_end"] for s in summaries] == [window_end(k).isoformat() for k in range(1, IN_ORDER_WINDOWS + 1)]
+    assert [d.index for d in built.finished] == list(range(1, IN_ORDER_WINDOWS + 1))
+    assert [d.summary for d in built.finished] == summaries  # the listener heard what the flow returned
     assert all(s["files"] > 0 for s in summaries)
     flow_run = in_order.flow_run
-    assert flow_run.name == f"shop backfill 2026-01-01 00:00 → {window_end(WINDOWS):%H:%M}"
+    assert flow_run.name == f"shop backfill 2026-01-01 00:00 → {window_end(IN_ORDER_WINDOWS):%H:%M}"
+    assert flow_run.state.is_completed()  # as the API has it
     # the artifacts as they were when the backfill ended (read then: later backfills reuse the keys)
-    assert in_order.artifacts["backfill-progress"] == 100.0
-    assert f"{WINDOWS} of {WINDOWS} windows done" in in_order.artifacts["backfill-summary"]
-    reference = contents()
+    assert built.artifacts["backfill-progress"] == 100.0
+    assert f"{IN_ORDER_WINDOWS} of {IN_ORDER_WINDOWS} windows done" in built.artifacts["backfill-summary"]
     assert_no_file_ingested_twice()
+    in_order.use(BACKFILL, monkeypatch)  # its copy after window BACKFILL
+    reference = contents()
 
-    # warehouse B: `lakehouse backfill` killed with SIGKILL in window KILLED_IN, between its
-    # silver and gold commits, then run again
-    new_warehouse(moto, monkeypatch, "resumed")
-    land(WINDOWS)  # what warehouse A landed
+    # warehouse B: a copy of A after window 1 holding the landing of windows 1..BACKFILL;
+    # `lakehouse backfill` of windows 1..BACKFILL killed with SIGKILL in window KILLED_IN,
+    # between its silver and gold commits, then run again
+    in_order.clone(1, monkeypatch, landed=BACKFILL)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "LAKEHOUSE_CRASH_AT": "gold.prepared", "LAKEHOUSE_CRASH_AT_HIT": str(KILLED_IN)}
     killed = subprocess.run(
-        [*lakehouse_command(), *backfill_args(WINDOWS)], env=env, capture_output=True, text=True, timeout=60 * WINDOWS,
+        [*lakehouse_command(), *backfill_args(BACKFILL)], env=env, capture_output=True, text=True, timeout=60 * BACKFILL,
     )
     assert killed.returncode == -9, killed.stderr[-3000:]
-    assert len(window_lines(killed.stdout)) == KILLED_IN - 1, killed.stdout  # windows 1..3 finished
-    assert bronze_batches() == dict.fromkeys(bronze_batches(), KILLED_IN)  # window 4's bronze landed, 5 and 6 never ran
+    finished = window_lines(killed.stdout)
+    assert len(finished) == KILLED_IN - 1, killed.stdout  # windows 1 and 2 finished
+    assert ": 0 files," in finished[0] and ": 0 files," not in finished[1], finished  # window 1 had run: a no-op
+    assert bronze_batches() == dict.fromkeys(bronze_batches(), KILLED_IN)  # window 3's bronze landed, 4 never ran
     assert gold_behind_silver(), "the kill should leave silver committed and gold behind it"
 
     # the resume runs in this process: nothing but the Delta tables carries over from the killed one
-    resumed = CliRunner().invoke(app, backfill_args(WINDOWS))
+    resumed = CliRunner().invoke(app, backfill_args(BACKFILL))
     assert resumed.exit_code == 0, resumed.output[-3000:]
     lines = window_lines(resumed.stdout)
-    assert len(lines) == WINDOWS, resumed.stdout
-    assert f"backfill done: {WINDOWS} windows" in resumed.stdout
+    assert len(lines) == BACKFILL, resumed.stdout
+    assert f"backfill done: {BACKFILL} windows" in resumed.stdout
     # the windows up to the cut-off one found no new file (the cut-off window's gold step is
-    # the resume); the later ones ran for the first time
+    # the resume); the later one ran for the first time
     assert all(": 0 files," in line for line in lines[:KILLED_IN]), lines
     assert not any(": 0 files," in line for line in lines[KILLED_IN:]), lines
     assert gold_behind_silver() == {}

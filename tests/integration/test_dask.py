@@ -6,12 +6,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from lakehouse.config import Settings
-from tests.integration.helpers import contents, land, window_end, without
+from tests.integration.conftest import InOrder
+from tests.integration.helpers import contents, window_end, without
 
 pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.slow]
 
 
-def test_a_dask_fan_out_lands_the_same_tables(warehouse: str, two_windows) -> None:
+def test_a_dask_fan_out_lands_the_same_tables(in_order: InOrder, two_windows, monkeypatch) -> None:
     from prefect_dask import DaskTaskRunner
 
     from flows.microbatch import micro_batch, task_runner
@@ -19,10 +20,12 @@ def test_a_dask_fan_out_lands_the_same_tables(warehouse: str, two_windows) -> No
     runner = task_runner(Settings(task_runner="dask"))
     assert isinstance(runner, DaskTaskRunner)
     on_dask = micro_batch.with_options(task_runner=runner)
-    land(2)
-    for k in (1, 2):
-        state = on_dask(at=window_end(k), interval="15m", return_state=True)
-        assert state.is_completed(), state.message
+    # window 1 as the session ran it, one task at a time; window 2 (new rows, updates, rejects
+    # and gold partitions in every layer) fans out on a local cluster of its own
+    in_order.clone(1, monkeypatch, landed=2)
+    state = on_dask(at=window_end(2), interval="15m", return_state=True)
+    assert state.is_completed(), state.message
+    assert all(t["read"] > 0 for t in state.result()["tables"]) and state.result()["gold"]
     fanned_out = contents(drop=("_ingested_at", "_batch_id"))
 
     sequential = without(two_windows, "_batch_id")  # the same windows, one task at a time, once per session
