@@ -26,6 +26,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import socket
 import subprocess
 import sys
 import threading
@@ -91,6 +92,12 @@ class CountingProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in separate writes: without this, Nagle's algorithm
+                # meets the client's delayed ACK and every response waits ~40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, *args: object) -> None:  # quiet
                 pass
 
@@ -137,6 +144,9 @@ class CountingProxy:
                 if conn is None:  # one upstream connection per client connection, kept alive
                     conn = self._upstream = http.client.HTTPConnection(proxy._host, proxy._port, timeout=120)
                 try:
+                    if conn.sock is None:
+                        conn.connect()
+                        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as above, upstream
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()
                     data = resp.read()
