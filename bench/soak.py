@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import time
@@ -217,7 +218,7 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
             _run(flaky, pipeline, k, report, retries)
             report.window_seconds.append(round(time.perf_counter() - t0, 3))
             report.rss_mb.append(round(_rss_mb(), 1))
-            if k % 10 == 0 or k == windows:
+            if k % 5 == 0 or k == windows:
                 print(f"window {k}/{windows}: {report.window_seconds[-1]:.2f} s, RSS {report.rss_mb[-1]:.0f} MB, "
                       f"retries {sum(report.retries.values())}, failures {len(report.failures)}", file=sys.stderr, flush=True)
         report.faults = dict(proxy.tally().faults)
@@ -262,7 +263,12 @@ def print_table(report: Report) -> None:
         print(f"differs: {name}: {why}")
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # so that the moto server and the proxy are stopped too
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=500)
     parser.add_argument("--seed", type=int, default=7)

@@ -33,9 +33,9 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift
+from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift, StaleBatch
 from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult, run_gate
+from lakehouse.gates import GateResult, blocking_error, run_gate
 from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
@@ -128,6 +128,10 @@ class SilverBatch:
     """Records per member that is not a column (``AMOUNT (looks like amount)``: a variant of one)."""
     evolved: Mapping[str, str] | None = None
     """Columns this batch adds to the silver table (``unknown_fields: evolve``): name → type."""
+    dataset: Dataset | None = None
+    """What the batch was prepared for, so that a stale batch can be prepared again (None: never)."""
+    upstream: Mapping[str, SilverBatch] | None = None
+    now: datetime | None = None
 
     @property
     def consumed(self) -> dict[str, int]:
@@ -307,7 +311,7 @@ def prepare(
         )
     return SilverBatch(
         spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown,
-        evolved=dict(evolution.added) or None,
+        evolved=dict(evolution.added) or None, dataset=dataset, upstream=upstream, now=now,
     )
 
 
@@ -427,7 +431,34 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
 
 
 def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
-    """Quarantine the rejected rows and merge the clean ones; records the bronze version."""
+    """Quarantine the rejected rows and merge the clean ones; records the bronze version.
+
+    A batch that another writer's promotion overlaps (it committed part of the bronze
+    versions this batch was prepared from: :class:`~lakehouse.errors.StaleBatch`) is
+    prepared once more from the new snapshot, gated again, and committed; stale a second
+    time, it fails with that said, and the next run promotes the rest.
+    """
+    try:
+        return _commit(settings, batch)
+    except StaleBatch as stale:
+        if batch.dataset is None:
+            raise
+        log.warning("%s: %s; preparing it again from the new snapshot (once)", batch.spec.qualified_name, stale)
+        fresh = prepare(settings, batch.dataset, batch.upstream, now=batch.now)
+        if fresh is None:  # the other writer promoted all of it
+            return SilverResult(table=batch.spec.qualified_name, bronze_version=None, counts=None, version=None, skipped=True)
+        error = blocking_error([fresh.gate])
+        if error is not None:
+            raise error from stale
+        try:
+            return _commit(settings, dataclasses.replace(fresh, dataset=None))
+        except StaleBatch as again:
+            raise StaleBatch(
+                f"{again} (stale again after one re-prepare from the new snapshot; the next run promotes the rest)"
+            ) from stale
+
+
+def _commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     spec = batch.spec
     options = storage_options(settings)
     uri = _uri(settings, spec)
