@@ -37,9 +37,11 @@ import signal
 import statistics
 import sys
 import time
+import traceback
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -87,7 +89,10 @@ def _run(settings: Any, pipeline: Any, k: int, report: Report, retries: int) -> 
                 report.retries[name] = report.retries.get(name, 0) + 1
                 time.sleep(min(0.2 * 2**attempt, 2.0))
                 continue
-            report.failures.append(f"window {k}: {name}: {str(exc).splitlines()[0][:200]}")
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            report.failures.append(f"window {k}: {name}: {str(exc).splitlines()[0][:300]} "
+                                   f"(transient: {is_transient(exc)}; at {Path(where.filename).name}:{where.lineno})")
+            print(f"failed: {report.failures[-1]}", file=sys.stderr, flush=True)
             return
 
 
