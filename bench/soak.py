@@ -84,6 +84,8 @@ def _run(settings: Any, pipeline: Any, k: int, report: Report, retries: int) -> 
             run_window(settings, pipeline, window)
             return
         except Exception as exc:  # noqa: BLE001 - classified and recorded, never swallowed silently
+            if _stopping:  # SIGTERM inside DuckDB surfaces as "Query interrupted"
+                raise SystemExit(143) from exc
             name = type(exc).__name__
             if is_transient(exc) and attempt < retries:
                 report.retries[name] = report.retries.get(name, 0) + 1
@@ -268,7 +270,12 @@ def print_table(report: Report) -> None:
         print(f"differs: {name}: {why}")
 
 
+_stopping = False
+
+
 def _stop(signum: int, frame: object) -> None:
+    global _stopping
+    _stopping = True
     raise SystemExit(128 + signum)  # so that the moto server and the proxy are stopped too
 
 
