@@ -88,13 +88,15 @@ def _rows(outcome: Outcome) -> list[tuple[str, str]]:
             (f"  a window with nothing new ({_fmt(f['silver_order_lines_rows'])} silver lines)", _fmt(f["nothing_new_seconds"], "s")),
         ]
     if outcome.scenario == "end_to_end":
-        rows = [(f"end to end, {f['lines']:,} lines + {f['orders']:,} orders", f"{_fmt(f['ours_seconds'], 's')}, peak {_fmt(f['ours_rss_mb'], 'MB')}"),
+        rows = [(f"end to end, {f['lines']:,} lines + {f['orders']:,} orders",
+                 f"{_fmt(f['ours_seconds'], 's')} ({_fmt(f.get('ours_cpu_seconds'), 's')} CPU), peak {_fmt(f['ours_rss_mb'], 'MB')}"),
                 ("  of which", ", ".join(f"{k} {v:.1f} s" for k, v in f["steps"].items() if v is not None))]
         if "dlt_seconds" in f:
-            rows += [("dlt merge load of the same records", f"{_fmt(f['dlt_seconds'], 's')}, peak {_fmt(f['dlt_rss_mb'], 'MB')}"),
+            rows += [("dlt merge load of the same records",
+                      f"{_fmt(f['dlt_seconds'], 's')} ({_fmt(f.get('dlt_cpu_seconds'), 's')} CPU), peak {_fmt(f['dlt_rss_mb'], 'MB')}"),
                      ("  rows after both windows: ours | dlt", " | ".join(
                          f"{n} {f['ours_rows'].get(n)} | {f['dlt_rows'].get(n)}" for n in ("orders", "order_lines"))),
-                     ("dlt ÷ ours", _fmt(f["speedup"], "×"))]
+                     ("dlt ÷ ours", f"{_fmt(f['speedup'], '×')} (CPU {_fmt(f.get('cpu_speedup'), '×')})")]
         return rows
     if outcome.scenario == "prefect":
         return [(f"window of {f['lines']:,} lines, engine alone", _fmt(f["engine_seconds"], "s")),

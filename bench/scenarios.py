@@ -383,12 +383,15 @@ def end_to_end(bench: Bench, size: Size) -> Outcome:
         "orders": runs[0]["ours"]["rows"].get("bronze.orders", 0),
         "ours_rows": runs[0]["ours_rows"],
         "ours_seconds": median([r["ours"]["seconds"] for r in runs]),
+        "ours_cpu_seconds": median([r["ours"].get("cpu_seconds") for r in runs]),
         "ours_rss_mb": median([r["ours"]["rss_mb"] for r in runs]),
         "steps": {k: median([r["ours"]["steps"].get(k) for r in runs]) for k in runs[0]["ours"]["steps"]},
     }
     if dlt_ok:
         out.figures.update({
             "dlt_seconds": median([r["dlt"]["seconds"] for r in runs]),
+            "dlt_cpu_seconds": median([r["dlt"].get("cpu_seconds") for r in runs]),
+            "cpu_speedup": median([r["dlt"]["cpu_seconds"] / r["ours"]["cpu_seconds"] for r in runs]),
             "dlt_rss_mb": median([r["dlt"]["rss_mb"] for r in runs]),
             "dlt_rows": runs[0]["dlt"]["rows"],
             "speedup": median([r["ratio"] for r in runs]),

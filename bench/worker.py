@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -34,16 +35,24 @@ def _reset_peak() -> bool:
         return False
 
 
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measured(func: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
     """Run ``func`` timed, with the peak RSS of just this call (MB)."""
     gc.collect()
     baseline = _status_kb("VmRSS")
     reset = _reset_peak()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _cpu_seconds()
     value = func()
     seconds = time.perf_counter() - began
     return {
         "seconds": seconds,
+        # every thread's and child process's CPU: on a machine shared with other work, the
+        # figure that load changes least
+        "cpu_seconds": _cpu_seconds() - cpu,
         "rss_mb": _status_kb("VmHWM") / 1024,
         "baseline_mb": baseline / 1024,
         "peak_reset": reset,

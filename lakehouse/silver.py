@@ -206,18 +206,19 @@ def referenced_values(lines: pl.DataFrame, spec: TableSpec) -> dict[str, pl.Seri
 def reference_keys(
     settings: Settings,
     spec: TableSpec,
-    lines: pl.DataFrame,
+    lines: pl.DataFrame | Mapping[str, pl.Series],
     upstream: Mapping[str, SilverBatch] | None = None,
 ) -> dict[str, pl.Series]:
     """The keys each ``reference`` check of ``spec`` may match, by check name.
 
-    Only the values the batch's ``lines`` hold are looked up (a semi-join): in the
-    referenced silver table as committed, reading just the files whose statistics can hold
-    them, and in the rows of that dataset promoted in the same run (``upstream``, prepared
-    first: the declaration orders datasets so that referenced ones come before their users).
+    Only the values the batch holds are looked up (a semi-join): its raw ``lines``, or the
+    values per check already read from them. They are looked up in the referenced silver
+    table as committed, reading just the files whose statistics can hold them, and in the
+    rows of that dataset promoted in the same run (``upstream``, prepared first: the
+    declaration orders datasets so that referenced ones come before their users).
     """
     options = storage_options(settings)
-    wanted = referenced_values(lines, spec)
+    wanted = referenced_values(lines, spec) if isinstance(lines, pl.DataFrame) else lines
     out: dict[str, pl.Series] = {}
     for check in spec.checks:
         if check.kind != "reference" or check.ref_dataset is None or check.ref_column is None:
@@ -268,10 +269,16 @@ def prepare(
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
         return None  # only the table's creation: nothing to promote yet
-    references = reference_keys(settings, spec, increment, upstream)
     evolution = _evolution(spec, silver, increment)
     spec = evolution.spec
-    parsed = parse_records(increment.lazy(), spec, references, refuse=evolution.refused).collect()
+    references: dict[str, pl.Series] = {}
+
+    def look_up(wanted: Mapping[str, pl.Series]) -> dict[str, pl.Series]:
+        references.update(reference_keys(settings, spec, wanted, upstream))
+        return references
+
+    # looks up what the records reference
+    parsed = parse_records(increment.lazy(), spec, look_up, refuse=evolution.refused).collect()
     # each row's delivery order: the bronze commit of its batch (a tie-break, and what
     # the quarantine has already written)
     deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
@@ -343,8 +350,9 @@ def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
 def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> int:
     """The last bronze version of a promotion from ``start``: whole commits, about ``max_rows`` rows.
 
-    Row counts come from the commits' metrics in the Delta log. At least one version is
-    taken, however large, so a promotion always makes progress.
+    Row counts come from the commits' metrics in the Delta log. At least one version with
+    rows is taken, however large, so a promotion always makes progress (the table's
+    creation, a commit with no rows, does not count as that version).
     """
     if end <= start:
         return end
@@ -354,9 +362,9 @@ def bounded_end(bronze: DeltaTable, start: int, end: int, *, max_rows: int) -> i
     }
     total, last = 0, start
     for version in range(start, end + 1):
-        total += rows.get(version, 0)
-        if version > start and total > max_rows:
+        if total > 0 and total + rows.get(version, 0) > max_rows:
             break
+        total += rows.get(version, 0)
         last = version
     return last
 
