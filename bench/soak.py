@@ -67,6 +67,8 @@ class Report:
     equal: dict[str, bool] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     differences: dict[str, str] = field(default_factory=dict)
+    aborted: str = ""
+    """Why the soak stopped before its last window (the store went away), if it did."""
 
 
 def _rss_mb() -> float:
@@ -220,7 +222,12 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
         began = time.perf_counter()
         proxy.set_faults(rate, lost_ack=lost_ack, seed=seed)
         for k in range(1, windows + 1):
-            simulate(source, start=START + (k - 1) * INTERVAL, windows=1, seed=seed, orders_per_window=orders)
+            try:
+                simulate(source, start=START + (k - 1) * INTERVAL, windows=1, seed=seed, orders_per_window=orders)
+            except Exception as exc:  # noqa: BLE001 - the store itself is gone (moto died): report what was measured
+                report.aborted = f"at window {k}, landing its files: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                print(f"aborted {report.aborted}", file=sys.stderr, flush=True)
+                break
             t0 = time.perf_counter()
             _run(flaky, pipeline, k, report, retries)
             report.window_seconds.append(round(time.perf_counter() - t0, 3))
@@ -228,6 +235,8 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
             if k % 5 == 0 or k == windows:
                 print(f"window {k}/{windows}: {report.window_seconds[-1]:.2f} s, RSS {report.rss_mb[-1]:.0f} MB, "
                       f"retries {sum(report.retries.values())}, failures {len(report.failures)}", file=sys.stderr, flush=True)
+        if report.aborted:
+            return report
         report.faults = dict(proxy.tally().faults)
         proxy.set_faults(0)
         _run(direct, pipeline, windows, report, retries)  # catch up whatever a failure left
@@ -248,7 +257,7 @@ def print_table(report: Report) -> None:
     first, last = report.rss_mb[:10], report.rss_mb[-10:]
     t_first, t_last = report.window_seconds[:10], report.window_seconds[-10:]
     rows = [
-        ("windows", str(report.windows)),
+        ("windows", str(len(report.window_seconds))),
         ("seconds (all windows, catch-up, comparison excluded)", f"{sum(report.window_seconds):.1f}"),
         ("seconds per window, median of first 10 / last 10", f"{_median(t_first):.2f} / {_median(t_last):.2f}"),
         ("RSS MB, median of first 10 / last 10", f"{_median(first):.0f} / {_median(last):.0f} "
@@ -264,6 +273,8 @@ def print_table(report: Report) -> None:
     print(f"{'-' * width}-|------")
     for name, value in rows:
         print(f"{name.ljust(width)} | {value}")
+    if report.aborted:
+        print(f"aborted {report.aborted}: no comparison")
     for failure in report.failures[:10]:
         print(f"failed: {failure}")
     for name, why in report.differences.items():
