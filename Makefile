@@ -10,7 +10,7 @@ export SODA_CORE_TELEMETRY_ENABLED = false
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 90
 
-.PHONY: install demo serve test test-fast lint bench lock clean
+.PHONY: install demo serve test test-fast lint bench soak lock clean
 
 install: $(STAMP)
 
@@ -58,6 +58,12 @@ lock:  ## re-resolve requirements/*.lock after a change to pyproject.toml (keeps
 
 bench: $(BENCH_STAMP)  ## the benchmark: BENCH_SIZE=tiny|small|medium|large, BENCH_ARGS="--only merge --repeat 5"
 	RUNTIME__DLTHUB_TELEMETRY=false $(PY) -m bench --size $(BENCH_SIZE) --json bench-results.json $(BENCH_ARGS)
+
+SOAK_WINDOWS ?= 500
+SOAK_ARGS    ?=
+
+soak: $(STAMP)  ## a long soak: SOAK_WINDOWS windows in one process, flaky S3, tables vs an independent recomputation
+	$(PY) -m bench.soak --windows $(SOAK_WINDOWS) --json soak-results.json $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -269,7 +269,7 @@ def table_counts(merged: list) -> list[dict[str, Any]]:
         {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
          "conflicts": r.counts.conflicts, "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
          "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {},
-         "unknown_fields": dict(r.unknown_fields or {})}
+         "unknown_fields": dict(r.unknown_fields or {}), "evolved": dict(r.evolved or {})}
         for r in merged
     ]
 
@@ -300,6 +300,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         if t.get("unknown_fields"):
             lines += ["", f"Members that are not columns of {t['table']} (records carrying each):", ""]
             lines += [f"- {n} × `{name}`" for name, n in t["unknown_fields"].items()]
+    for t in summary["tables"]:
+        if t.get("evolved"):
+            lines += ["", f"Columns added to {t['table']} by this batch (unknown_fields: evolve): "
+                          + ", ".join(f"`{name}` {dtype}" for name, dtype in t["evolved"].items())]
     for g in summary["gold"]:
         lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
                       f"({', '.join(g['partitions'])}), {g['rows']} rows, {g.get('files_added', 0)} files added."]

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     )
     """Region of the bucket."""
 
+    s3_verify_tls: bool = Field(
+        default=True, validation_alias=AliasChoices("LAKEHOUSE_S3_VERIFY_TLS", "s3_verify_tls")
+    )
+    """Verify the S3 endpoint's TLS certificate (boto3, delta-rs, DuckDB); ``false`` only for a self-signed test endpoint."""
+
+    s3_allow_http: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("LAKEHOUSE_S3_ALLOW_HTTP", "AWS_ALLOW_HTTP", "s3_allow_http"),
+    )
+    """Allow a plain ``http://`` endpoint that is not on loopback (credentials and data in clear text)."""
+
     task_runner: Literal["sequential", "threads", "dask"] = Field(
         default="sequential", validation_alias=AliasChoices("LAKEHOUSE_TASK_RUNNER", "task_runner")
     )

@@ -191,16 +191,8 @@ class DatasetDecl(_Model):
     strings_as_numbers: bool = False
     """``true``: every int64/float64 column also accepts a JSON string holding the number."""
     unknown_fields: Literal["warn", "fail", "evolve"] = "warn"
-    """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the record."""
-
-    @model_validator(mode="after")
-    def _evolve_not_yet(self) -> DatasetDecl:
-        if self.unknown_fields == "evolve":
-            raise ValueError(
-                "unknown_fields: evolve is not supported yet (the silver table cannot gain columns "
-                "from the data): use warn, or fail, and declare the new column"
-            )
-        return self
+    """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the
+    record, ``evolve`` adds them to the silver table as columns (:mod:`lakehouse.evolve`)."""
 
     @field_validator("prefix")
     @classmethod

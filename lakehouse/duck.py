@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import duckdb
 
 from lakehouse.config import Settings
-from lakehouse.storage import is_s3, join
+from lakehouse.storage import is_s3, join, plain_http
 
 _installed: set[str] = set()
 _lock = threading.Lock()
@@ -46,7 +46,7 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     warehouse configuration and every call gets a fresh connection to it (its own views,
     the extensions and the S3 secret shared). Close what you get; the database stays.
     """
-    key = (settings.warehouse, settings.aws_endpoint_url, settings.aws_region,
+    key = (settings.warehouse, settings.aws_endpoint_url, settings.aws_region, settings.s3_verify_tls,
            settings.aws_access_key_id.get_secret_value() if settings.aws_access_key_id else None)
     cache: dict[object, duckdb.DuckDBPyConnection] = getattr(_local, "databases", None) or {}
     _local.databases = cache
@@ -88,9 +88,13 @@ def _database(settings: Settings, *, confine: bool = True) -> duckdb.DuckDBPyCon
             parts += [
                 f"ENDPOINT {_quoted(endpoint.netloc)}",
                 "URL_STYLE 'path'",
-                f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}",
+                f"USE_SSL {'false' if plain_http(settings) else 'true'}",
             ]
         con.execute(f"CREATE SECRET lakehouse_s3 ({', '.join(parts)})")
+        # httpfs does not verify certificates unless told to (its default is off)
+        verify = "true" if settings.s3_verify_tls else "false"
+        con.execute(f"SET enable_server_cert_verification = {verify}")
+        con.execute(f"SET enable_curl_server_cert_verification = {verify}")
     if confine:
         _confine(con, settings)
     return con

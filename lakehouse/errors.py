@@ -84,6 +84,12 @@ _TERMINAL_STORAGE = re.compile(
 )
 """What in a storage error's message says that retrying cannot help (a 4xx answer)."""
 
+_DELTA_STORE = re.compile(r"Generic S3 error")
+"""What in a delta-rs ``DeltaError`` says S3 failed (not the table, the data or a local disk)."""
+
+_HTTP_5XX = re.compile(r"\(HTTP 5\d\d\)|HTTP 5\d\d\b|Could not establish connection|Connection reset")
+"""What in a DuckDB httpfs error says the store was down or answered 5xx."""
+
 _BUCKET = re.compile(r"<BucketName>([^<]+)</BucketName>")
 
 
@@ -122,6 +128,14 @@ def is_transient(exc: BaseException) -> bool:
     module = type(exc).__module__ or ""
     if name == "CommitFailedError":  # deltalake: another writer committed first
         return True
+    if any(cls.__name__ == "DeltaError" for cls in type(exc).__mro__) and _DELTA_STORE.search(strip_ansi(str(exc))):
+        # a write or change-data read whose object store call failed (a listing's body cut
+        # short, a 5xx): delta-rs says DeltaError, not OSError, on these paths
+        return _TERMINAL_STORAGE.search(strip_ansi(str(exc))) is None
+    if module.endswith("duckdb") and name in ("IOException", "HTTPException"):
+        # DuckDB's delta_scan (delta-kernel's object store) or httpfs met a storage failure
+        text = strip_ansi(str(exc))
+        return bool(_DELTA_STORE.search(text) or _HTTP_5XX.search(text)) and _TERMINAL_STORAGE.search(text) is None
     if module.startswith("botocore"):
         response = getattr(exc, "response", None)
         if isinstance(response, dict):  # a ClientError: the service answered

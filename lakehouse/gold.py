@@ -10,6 +10,7 @@ with one predicate overwrite that records every input version consumed (invarian
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,9 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import GoldModel, Pipeline
-from lakehouse.errors import ConfigError
+from lakehouse.errors import ConfigError, StaleBatch
 from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult, run_gate
+from lakehouse.gates import GateResult, blocking_error, run_gate
 from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.storage import open_store, storage_options
 
@@ -52,6 +53,8 @@ class GoldBatch:
     gates: list[GateResult]
     since: dict[str, int | None] | None = None
     """Application id → silver version consumed before this batch (None: never): what it was prepared from."""
+    pipeline: Pipeline | None = None
+    """What the batch was prepared for, so that a stale batch can be prepared again (None: never)."""
 
 
 @dataclass(frozen=True)
@@ -171,12 +174,37 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
         gates.append(run_gate(rows, model.spec, stage="silver_to_gold", strict=True))
     return GoldBatch(
         model, {_app(model, n): v for n, v in current.items()}, touched, rows, gates,
-        since={_app(model, n): v for n, v in consumed.items()},
+        since={_app(model, n): v for n, v in consumed.items()}, pipeline=pipeline,
     )
 
 
 def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
-    """Replace the touched partitions of the model's table; records the inputs consumed."""
+    """Replace the touched partitions of the model's table; records the inputs consumed.
+
+    A batch prepared from input versions that another writer has moved since
+    (:class:`~lakehouse.errors.StaleBatch`) is prepared once more from the new snapshots,
+    gated again, and committed; stale a second time, it fails saying so.
+    """
+    try:
+        return _commit(settings, batch)
+    except StaleBatch as stale:
+        if batch.pipeline is None:
+            raise
+        spec = batch.model.spec
+        log.warning("%s: %s; preparing it again from the new snapshots (once)", spec.qualified_name, stale)
+        fresh = prepare(settings, batch.pipeline, batch.model)
+        if fresh is None:  # the other writer recomputed all of it
+            return GoldResult(spec.qualified_name, [], 0, None, [])
+        error = blocking_error(fresh.gates)
+        if error is not None:
+            raise error from stale
+        try:
+            return _commit(settings, dataclasses.replace(fresh, pipeline=None))
+        except StaleBatch as again:
+            raise StaleBatch(f"{again} (stale again after one re-prepare from the new snapshots; the next run catches up)") from stale
+
+
+def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     spec = batch.model.spec
     options = storage_options(settings)
     uri = settings.table_uri("gold", spec.name)

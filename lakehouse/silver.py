@@ -11,6 +11,7 @@ source position (file and line).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 
-from lakehouse import sql
+from lakehouse import evolve, sql
 from lakehouse.bronze import REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
     app_id,
@@ -32,9 +33,9 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.declaration import Dataset
-from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift
+from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift, StaleBatch
 from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult, run_gate
+from lakehouse.gates import GateResult, blocking_error, run_gate
 from lakehouse.landing import UNREADABLE_LINE
 from lakehouse.lookup import rows_with_keys
 from lakehouse.specs import TableSpec
@@ -125,6 +126,12 @@ class SilverBatch:
     """Bronze holds versions after ``bronze_to`` (a backlog larger than one batch)."""
     unknown_fields: Mapping[str, int] | None = None
     """Records per member that is not a column (``AMOUNT (looks like amount)``: a variant of one)."""
+    evolved: Mapping[str, str] | None = None
+    """Columns this batch adds to the silver table (``unknown_fields: evolve``): name → type."""
+    dataset: Dataset | None = None
+    """What the batch was prepared for, so that a stale batch can be prepared again (None: never)."""
+    upstream: Mapping[str, SilverBatch] | None = None
+    now: datetime | None = None
 
     @property
     def consumed(self) -> dict[str, int]:
@@ -151,6 +158,8 @@ class SilverResult:
     """Data files the merge added to the silver table."""
     unknown_fields: Mapping[str, int] | None = None
     """Records per member that is not a column, as in :attr:`SilverBatch.unknown_fields`."""
+    evolved: Mapping[str, str] | None = None
+    """Columns the merge's commit added to the table, as in :attr:`SilverBatch.evolved`."""
 
 
 def _uri(settings: Settings, spec: TableSpec) -> str:
@@ -260,13 +269,16 @@ def prepare(
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
         return None  # only the table's creation: nothing to promote yet
+    evolution = _evolution(spec, silver, increment)
+    spec = evolution.spec
     references: dict[str, pl.Series] = {}
 
     def look_up(wanted: Mapping[str, pl.Series]) -> dict[str, pl.Series]:
         references.update(reference_keys(settings, spec, wanted, upstream))
         return references
 
-    parsed = parse_records(increment.lazy(), spec, look_up).collect()  # looks up what the records reference
+    # looks up what the records reference
+    parsed = parse_records(increment.lazy(), spec, look_up, refuse=evolution.refused).collect()
     # each row's delivery order: the bronze commit of its batch (a tie-break, and what
     # the quarantine has already written)
     deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
@@ -299,7 +311,27 @@ def prepare(
             "%s: members that are not columns (unknown_fields: %s): %s", spec.qualified_name, spec.unknown_fields,
             ", ".join(f"{name} in {n} records" for name, n in unknown.items()),
         )
-    return SilverBatch(spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown)
+    if evolution.added:
+        log.warning(
+            "%s gains columns from the batch (unknown_fields: evolve): %s", spec.qualified_name,
+            ", ".join(f"{name} {dtype}" for name, dtype in evolution.added.items()),
+        )
+    return SilverBatch(
+        spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown,
+        evolved=dict(evolution.added) or None, dataset=dataset, upstream=upstream, now=now,
+    )
+
+
+def _evolution(spec: TableSpec, silver: DeltaTable | None, increment: pl.DataFrame) -> evolve.Evolution:
+    """The dataset's effective spec: declared columns, those earlier batches added to the
+    table, and those this batch adds (``unknown_fields: evolve`` only)."""
+    if spec.unknown_fields != "evolve":
+        return evolve.Evolution(spec)
+    if silver is not None:
+        fields = [(f.name, _delta_type(f.type)) for f in silver.schema().fields]
+        lineage = [*SILVER_LINEAGE, BRONZE_VERSION]
+        spec = dataclasses.replace(spec, columns=(*spec.columns, *evolve.table_columns(spec, fields, lineage=lineage)))
+    return evolve.infer(increment.get_column("_raw"), spec)
 
 
 def _bronze_rows(bronze: DeltaTable, start: int, end: int) -> int | None:
@@ -407,13 +439,44 @@ def _quarantine(settings: Settings, batch: SilverBatch) -> None:
 
 
 def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
-    """Quarantine the rejected rows and merge the clean ones; records the bronze version."""
+    """Quarantine the rejected rows and merge the clean ones; records the bronze version.
+
+    A batch that another writer's promotion overlaps (it committed part of the bronze
+    versions this batch was prepared from: :class:`~lakehouse.errors.StaleBatch`) is
+    prepared once more from the new snapshot, gated again, and committed; stale a second
+    time, it fails with that said, and the next run promotes the rest.
+    """
+    try:
+        return _commit(settings, batch)
+    except StaleBatch as stale:
+        if batch.dataset is None:
+            raise
+        log.warning("%s: %s; preparing it again from the new snapshot (once)", batch.spec.qualified_name, stale)
+        fresh = prepare(settings, batch.dataset, batch.upstream, now=batch.now)
+        if fresh is None:  # the other writer promoted all of it
+            return SilverResult(table=batch.spec.qualified_name, bronze_version=None, counts=None, version=None, skipped=True)
+        error = blocking_error([fresh.gate])
+        if error is not None:
+            raise error from stale
+        try:
+            return _commit(settings, dataclasses.replace(fresh, dataset=None))
+        except StaleBatch as again:
+            raise StaleBatch(
+                f"{again} (stale again after one re-prepare from the new snapshot; the next run promotes the rest)"
+            ) from stale
+
+
+def _commit(settings: Settings, batch: SilverBatch) -> SilverResult:
     spec = batch.spec
     options = storage_options(settings)
     uri = _uri(settings, spec)
     schema = silver_schema(spec)
     existing = ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
-    evolve = bool(schema_change(existing, schema, spec))  # refuses before anything is written
+    added = schema_change(existing, schema, spec)  # refuses before anything is written
+    evolve_schema = bool(added)
+    # the table's column order, then the new columns (appended by the schema evolution)
+    order = [f.name for f in existing.schema().fields if f.name in schema.names]
+    schema = pa.schema([schema.field(n) for n in [*order, *(n for n in schema.names if n not in order)]])
     _quarantine(settings, batch)
     crash_point("silver.quarantined")
 
@@ -435,7 +498,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
             write_deltalake(
-                table, source, mode="append", commit_properties=props, schema_mode="merge" if evolve else None
+                table, source, mode="append", commit_properties=props, schema_mode="merge" if evolve_schema else None
             )
             return
         current = _current_partitions(table, spec, batch.valid)
@@ -444,7 +507,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         outcome = (
             table.merge(
                 source, predicate, source_alias="s", target_alias="t", commit_properties=props,
-                merge_schema=evolve,
+                merge_schema=evolve_schema,
             )
             .when_matched_update_all(predicate=newer)
             .when_not_matched_insert_all()
@@ -484,6 +547,7 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,
         unknown_fields=batch.unknown_fields,
+        evolved={n: spec.column(n).dtype for n in added} or None,
     )
 
 

@@ -167,8 +167,9 @@ class TableSpec:
     checks: tuple[Check, ...] = ()
     description: str = ""
     unknown_fields: UnknownFields = "warn"
-    """A raw record's members that are not columns: counted and reported (``warn``), or the
-    record is rejected (``fail``)."""
+    """A raw record's members that are not columns: counted and reported (``warn``), the
+    record is rejected (``fail``), or the silver table gains them as columns (``evolve``,
+    :mod:`lakehouse.evolve`)."""
     record_values: RecordValues = "json"
     """``json``: values carry their JSON types; ``text``: every value is text (CSV) and is
     parsed by the column's strict text format."""

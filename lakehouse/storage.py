@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlparse
 
-from lakehouse.errors import SourceUnavailable, StorageMissing, one_line, reported
+from lakehouse.errors import ConfigError, SourceUnavailable, StorageMissing, one_line, reported
 
 if TYPE_CHECKING:
     from lakehouse.config import Settings
@@ -189,9 +189,46 @@ class S3Store:
         return sorted(out)
 
 
+_LOOPBACK = ("localhost", "::1")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` names this machine (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    return host in _LOOPBACK or host.endswith(".localhost") or host.startswith("127.")
+
+
+def plain_http(settings: Settings) -> bool:
+    """Whether the S3 endpoint is plain ``http://``; :class:`ConfigError` unless that is safe or allowed.
+
+    Plain HTTP is accepted for a loopback endpoint (the embedded moto server, a local MinIO)
+    and otherwise only with ``LAKEHOUSE_S3_ALLOW_HTTP=true`` (or ``AWS_ALLOW_HTTP=true``):
+    credentials and data would cross the network in clear text.
+    """
+    endpoint = settings.aws_endpoint_url
+    if not endpoint:
+        return False
+    parsed = urlparse(endpoint)
+    if parsed.scheme not in ("http", "https"):
+        raise ConfigError(f"AWS_ENDPOINT_URL {endpoint!r}: expected an http:// or https:// URL")
+    if parsed.scheme == "https":
+        return False
+    if not is_loopback(parsed.hostname) and not settings.s3_allow_http:
+        raise ConfigError(
+            f"AWS_ENDPOINT_URL {endpoint!r} is plain http to a host that is not loopback: use https, "
+            "or set LAKEHOUSE_S3_ALLOW_HTTP=true to send credentials and data unencrypted"
+        )
+    return True
+
+
 def s3_client(settings: Settings) -> object:
+    """A boto3 S3 client: TLS verified (the system's CA bundle, or ``AWS_CA_BUNDLE``) unless
+    ``LAKEHOUSE_S3_VERIFY_TLS=false``; a plain-http endpoint only as :func:`plain_http` allows."""
     import boto3
 
+    plain_http(settings)
     return boto3.client(
         "s3",
         endpoint_url=settings.aws_endpoint_url,
@@ -202,6 +239,7 @@ def s3_client(settings: Settings) -> object:
         if settings.aws_secret_access_key
         else None,
         region_name=settings.aws_region,
+        verify=None if settings.s3_verify_tls else False,  # None: botocore's default, verified
     )
 
 
@@ -214,14 +252,21 @@ def open_store(root: str, settings: Settings) -> ObjectStore:
 
 
 def storage_options(settings: Settings) -> dict[str, str]:
-    """delta-rs storage options for the warehouse (empty for a local path)."""
+    """delta-rs storage options for the warehouse (empty for a local path).
+
+    Certificates are verified (delta-rs' default) unless ``LAKEHOUSE_S3_VERIFY_TLS=false``
+    (``AWS_ALLOW_INVALID_CERTIFICATES``); ``AWS_ALLOW_HTTP`` is set only for a plain-http
+    endpoint that :func:`plain_http` accepts.
+    """
     if not is_s3(settings.warehouse):
         return {}
     opts = {"AWS_REGION": settings.aws_region}
     if settings.aws_endpoint_url:
         opts["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
-        if settings.aws_endpoint_url.startswith("http://"):
+        if plain_http(settings):
             opts["AWS_ALLOW_HTTP"] = "true"
+    if not settings.s3_verify_tls:
+        opts["AWS_ALLOW_INVALID_CERTIFICATES"] = "true"
     if settings.aws_access_key_id:
         opts["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id.get_secret_value()
     if settings.aws_secret_access_key:

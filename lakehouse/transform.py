@@ -86,6 +86,8 @@ def parse_records(
     lines: pl.LazyFrame,
     spec: TableSpec,
     references: References | Callable[[References], References] | None = None,
+    *,
+    refuse: Mapping[str, str] | None = None,
 ) -> pl.LazyFrame:
     """Type raw JSON lines by ``spec`` and attach a ``_reject_reason`` (null when clean).
 
@@ -101,7 +103,9 @@ def parse_records(
     type or text does not fit its column (:func:`lakehouse.records.convert`), a null in a
     column declared ``nullable: false``, an unknown member when the spec says
     ``unknown_fields: fail``, and a violated row-level check each add a reason; a row is
-    rejected when it has any. Each record is parsed once per batch (:func:`lakehouse.records.members`).
+    rejected when it has any. ``refuse`` maps members that ``unknown_fields: evolve`` cannot
+    add (:func:`lakehouse.evolve.infer`) to why: a record carrying one is rejected with it.
+    Each record is parsed once per batch (:func:`lakehouse.records.members`).
     """
     frame = lines.collect()
     raw = pl.col("_raw")
@@ -147,6 +151,11 @@ def parse_records(
         checks.append((
             is_record & (pl.col("_unknown_fields").list.len() > 0),
             pl.format("unknown field {}: unknown_fields: fail", pl.col("_unknown_fields").list.join(", ")),
+        ))
+    for name, why in (refuse or {}).items():
+        checks.append((
+            is_record & keys.list.contains(pl.lit(name)),
+            pl.lit(f"unknown field {name}: unknown_fields: evolve cannot add it: {why}"),
         ))
     for check in spec.checks:
         rule = _rule(check, references or {})

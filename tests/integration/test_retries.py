@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from lakehouse.moto_server import MotoServer
+from lakehouse.s3proxy import ProxyProcess
 from lakehouse.shop import SHOP
 from tests.conftest import new_warehouse
 from tests.integration.helpers import land, run, window_end
 from tests.integration.test_unreadable_files import task_attempts
-from tests.s3proxy import ProxyProcess
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -57,7 +57,6 @@ CASES = [
     ("unknown dataset field", setter(orders, "keys", ["order_id"]), "pipelines.shop.datasets.orders.keys", "unknown field"),
     ("unknown source format", lambda d: shop(d)["sources"]["shop_files"].__setitem__("format", "xml"), "pipelines.shop.sources.shop_files.format", "'jsonl', 'csv' or 'parquet'"),
     ("bad interval", lambda d: shop(d)["sources"]["shop_files"].__setitem__("interval", "15 minutes"), "pipelines.shop.sources.shop_files.interval", "an interval such as 5m"),
-    ("unknown_fields: evolve is not yet", setter(orders, "unknown_fields", "evolve"), "pipelines.shop.datasets.orders", "unknown_fields: evolve is not supported yet"),
     ("unknown_fields: another word", setter(orders, "unknown_fields", "ignore"), "pipelines.shop.datasets.orders.unknown_fields", "'warn', 'fail' or 'evolve'"),
     ("strings_as_numbers on a string column", lambda d: orders(d)["columns"].__setitem__("status", {"type": "string", "strings_as_numbers": True}), "columns.status.strings_as_numbers", "applies to int64 and float64 columns"),
     ("strings_as_numbers not a bool", setter(orders, "strings_as_numbers", "sometimes"), "pipelines.shop.datasets.orders.strings_as_numbers", "valid boolean"),
