@@ -133,7 +133,9 @@ def test_a_distinctive_secret_appears_nowhere(moto: MotoServer, prefect_api: str
         api = _api_dump(prefect_api, began)
     seen |= {f"api {kind}": text for kind, text in api.items()}
     # the dump is not vacuous: it holds the runs, their logs, artifacts and the gate's event
-    assert api["flow_runs"].count('"parameters":{"at"') == 2, api["flow_runs"][:500]
+    # (at least these two runs: the session's API also holds runs that other tests and the
+    # session's background processes started meanwhile)
+    assert api["flow_runs"].count('"parameters":{"at"') >= 2, api["flow_runs"][:500]
     assert "batch-summary" in api["artifacts"], api["artifacts"][:300]
     assert "lakehouse.run.failed" in api["events"], api["events"][:300]
     assert "silver.orders" in api["logs"] and "StorageMissing" in api["logs"], api["logs"][:300]
