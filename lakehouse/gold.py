@@ -35,6 +35,7 @@ from lakehouse.faults import crash_point
 from lakehouse.gates import GateResult, blocking_error, run_gate
 from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.storage import open_store, storage_options
+from lakehouse.transform import business_key
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def _latest(changes: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     )
     images = changes.filter(pl.col("_change_type") != "update_preimage")
     # a key the feed names once is its own last image: only repeated keys are sorted
-    repeated = (pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])).is_duplicated()
+    repeated = business_key(keys).is_duplicated()
     last = pl.concat([
         images.filter(~repeated),
         images.filter(repeated)

@@ -243,7 +243,7 @@ def collapse(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     """
     present = rows.collect_schema().names()
     keys = list(spec.keys)
-    flagged = rows.with_columns(_key(keys).is_duplicated().alias("__repeated"))
+    flagged = rows.with_columns(business_key(keys).is_duplicated().alias("__repeated"))
     versions = flagged.filter(pl.col("__repeated")).sort([c for c in order_columns(spec) if c in present], nulls_last=False)
     return pl.concat([
         flagged.filter(~pl.col("__repeated")),
@@ -251,7 +251,7 @@ def collapse(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     ]).drop("__repeated")
 
 
-def _key(keys: list[str]) -> pl.Expr:
+def business_key(keys: list[str]) -> pl.Expr:
     """The business key as one expression (a struct when it has several columns)."""
     return pl.struct(keys) if len(keys) > 1 else pl.col(keys[0])
 
@@ -268,7 +268,7 @@ def conflicts(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     if not spec.order_by:
         return rows.head(0).select(spec.column_names)
     keys, order = list(spec.keys), spec.order_by
-    rows = rows.filter(_key(keys).is_duplicated())  # a key's only version is no conflict
+    rows = rows.filter(business_key(keys).is_duplicated())  # a key's only version is no conflict
     newest = rows.filter(pl.col(order) == pl.col(order).max().over(keys))
     distinct = newest.select(spec.column_names).unique()
     return distinct.filter(pl.int_range(pl.len()).over(keys) > 0)
