@@ -35,7 +35,7 @@ test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
 	@# (PYTHONDONTWRITEBYTECODE stops Python from caching it; the venv's packages are
 	@# compiled at install for the same reason)
 	$(PY) -m compileall -q lakehouse tasks flows deployments bench tests
-	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+	$(PY) -m tests.shards --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)  ## skip the slow end-to-end tests
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

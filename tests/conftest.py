@@ -34,6 +34,25 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 import pytest  # noqa: E402
 
 from lakehouse.moto_server import MotoServer, start_moto_server  # noqa: E402
+from tests.shards import SHARDS  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shard", choices=SHARDS, default=None,
+                     help="run only the tests that use the in-order warehouse, or only the others (tests/shards.py)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("--shard")
+    if shard is None:
+        return
+    keep, drop = [], []
+    for item in items:
+        in_order = "in_order_build" in getattr(item, "fixturenames", ())
+        (keep if in_order == (shard == "in-order") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

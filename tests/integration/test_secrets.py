@@ -19,6 +19,8 @@ import logging
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,30 @@ def _api_dump(api: str, since: datetime) -> dict[str, str]:
     return out
 
 
+@contextmanager
+def _shipping_info() -> Iterator[None]:
+    """The runs' INFO logs shipped too (the session ships WARNING and up).
+
+    ``setLevel``, not an assignment to ``level``: a logger caches what ``isEnabledFor``
+    answered, and only ``setLevel`` clears that cache; after an earlier test of the
+    session had logged at INFO, an assigned level left INFO switched off.
+    """
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _complete(api: dict[str, str]) -> bool:
+    """The dump holds what the two runs sent: the failure's event and both runs' logs."""
+    return "lakehouse.run.failed" in api["events"] and "silver.orders" in api["logs"] and "StorageMissing" in api["logs"]
+
+
 def _exception_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc)
 
@@ -108,28 +134,26 @@ def test_a_distinctive_secret_appears_nowhere(moto: MotoServer, prefect_api: str
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key_id)
     land(1)
-    for name in ("prefect.flow_runs", "prefect.task_runs"):  # the session ships WARNING and up; ship INFO too
-        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
+    with _shipping_info():
+        ok = invoke("run", "--at", window_end(1).isoformat())
+        assert ok.exit_code == 0, ok.output[-2000:]
 
-    ok = invoke("run", "--at", window_end(1).isoformat())
-    assert ok.exit_code == 0, ok.output[-2000:]
+        monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/warehouse")
+        failed = micro_batch(at=window_end(1), interval="15m", return_state=True)
+        assert failed.is_failed()
+        error = failed.result(raise_on_failure=False)
+        assert isinstance(error, BaseException) and "does not exist" in str(error)
 
-    monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/warehouse")
-    failed = micro_batch(at=window_end(1), interval="15m", return_state=True)
-    assert failed.is_failed()
-    error = failed.result(raise_on_failure=False)
-    assert isinstance(error, BaseException) and "does not exist" in str(error)
-
-    APILogHandler().flush()  # the log worker sends what it holds, and waits
+        APILogHandler().flush()  # the log worker sends what it holds, and waits
     seen: dict[str, str] = {
         "cli run": ok.output, "exception of the failed run": _exception_text(error), "failed state": failed.message or "",
     }
     captured = capfd.readouterr()
     seen["captured stdout"], seen["captured stderr"] = captured.out, captured.err
     api = _api_dump(prefect_api, began)
-    deadline = time.monotonic() + 20
-    while "lakehouse.run.failed" not in api["events"] and time.monotonic() < deadline:
-        time.sleep(0.5)  # events reach the API asynchronously
+    deadline = time.monotonic() + 30
+    while not _complete(api) and time.monotonic() < deadline:
+        time.sleep(0.5)  # events and logs reach the API's database asynchronously (slower under load)
         api = _api_dump(prefect_api, began)
     seen |= {f"api {kind}": text for kind, text in api.items()}
     # the dump is not vacuous: it holds the runs, their logs, artifacts and the gate's event
