@@ -21,7 +21,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, start_moto_server
+from lakehouse.dev.moto_server import (
+    MotoServer,
+    client_of,
+    start_moto_server,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project directory: where ``prefect.yaml`` is and where the worker's runs start."""
@@ -31,10 +35,7 @@ POOL = "local"
 
 
 def _client(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name=REGION)
+    return client_of(endpoint)
 
 
 def snapshot(endpoint: str, bucket: str, folder: Path) -> int:

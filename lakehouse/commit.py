@@ -22,8 +22,8 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import TableNotFoundError
 
+from lakehouse.dev.faults import rendezvous
 from lakehouse.errors import CommitConflict, LakehouseError, StaleBatch
-from lakehouse.faults import rendezvous
 
 log = logging.getLogger(__name__)
 

@@ -67,12 +67,12 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from lakehouse.bronze import bronze_name
 from lakehouse.commit import app_id, committed_version, open_table
 from lakehouse.config import Settings
-from lakehouse.declaration import Pipeline
 from lakehouse.errors import CommitConflict, ConfigError
-from lakehouse.quality import scan_results_uri
+from lakehouse.layers.bronze import bronze_name
+from lakehouse.quality.scan_log import scan_results_uri
+from lakehouse.specs import Pipeline
 from lakehouse.storage import ObjectStore, open_store, storage_options
 
 TARGET_FILE_SIZE = 100 * 1024 * 1024

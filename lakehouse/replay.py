@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakehouse.bronze import BRONZE_SCHEMA, REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
     app_id,
     committed_version,
@@ -34,11 +33,12 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset
-from lakehouse.faults import crash_point
-from lakehouse.silver import reason_counts, reference_keys
+from lakehouse.dev.faults import crash_point
+from lakehouse.layers.bronze import BRONZE_SCHEMA, REPLAY_SOURCE, bronze_name
+from lakehouse.layers.silver import reason_counts, reference_keys
+from lakehouse.layers.silver.transform import parse_records
+from lakehouse.specs import Dataset
 from lakehouse.storage import storage_options
-from lakehouse.transform import parse_records
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset
-from lakehouse.landing import FileCursor, LandedFile, batches, pending_files, read_lines
-from lakehouse.specs import TableSpec
+from lakehouse.sources.files import FileCursor, LandedFile, batches, pending_files, read_lines
+from lakehouse.specs import Dataset, TableSpec
 from lakehouse.storage import ObjectStore, storage_options
 from lakehouse.window import Window
 

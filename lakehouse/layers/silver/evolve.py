@@ -1,6 +1,6 @@
 """``unknown_fields: evolve``: members that are not columns become silver columns.
 
-Pure functions, no I/O (the in-memory DuckDB of :mod:`lakehouse.records` is used as a pure
+Pure functions, no I/O (the in-memory DuckDB of :mod:`lakehouse.sources.records` is used as a pure
 function over the batch's raw text). Two things make up a dataset's effective spec:
 
 - the columns an earlier batch already added to the silver table (:func:`table_columns`):
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from lakehouse import records
+from lakehouse.sources import records
 from lakehouse.specs import Column, TableSpec
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 
-from lakehouse import evolve, sql
-from lakehouse.bronze import REPLAY_SOURCE, bronze_name
+from lakehouse import sql
 from lakehouse.commit import (
     app_id,
     committed_version,
@@ -32,15 +31,12 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset
+from lakehouse.dev.faults import crash_point
 from lakehouse.errors import CountsMismatch, LakehouseError, SchemaDrift, StaleBatch
-from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult, blocking_error, run_gate
-from lakehouse.landing import UNREADABLE_LINE
-from lakehouse.lookup import rows_with_keys
-from lakehouse.specs import TableSpec
-from lakehouse.storage import storage_options
-from lakehouse.transform import (
+from lakehouse.layers.bronze import REPLAY_SOURCE, bronze_name
+from lakehouse.layers.silver import evolve
+from lakehouse.layers.silver.lookup import rows_with_keys
+from lakehouse.layers.silver.transform import (
     BRONZE_VERSION,
     SILVER_LINEAGE,
     collapse,
@@ -50,6 +46,10 @@ from lakehouse.transform import (
     silver_columns,
     unknown_field_counts,
 )
+from lakehouse.quality import GateResult, blocking_error, run_gate
+from lakehouse.sources.files import UNREADABLE_LINE
+from lakehouse.specs import Dataset, TableSpec
+from lakehouse.storage import storage_options
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +386,7 @@ def _current_partitions(table: DeltaTable, spec: TableSpec, batch: pl.DataFrame)
     """The partitions where the batch's keys live now (a key can move between partitions).
 
     Reads only the files whose partition and key statistics can hold the batch's keys
-    (:func:`lakehouse.lookup.rows_with_keys`), not the whole table.
+    (:func:`lakehouse.layers.silver.lookup.rows_with_keys`), not the whole table.
     """
     if not spec.partition_by:
         return pl.DataFrame()

@@ -14,8 +14,8 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import ensure_table, write_once
 from lakehouse.config import Settings
-from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult
+from lakehouse.dev.faults import crash_point
+from lakehouse.quality.results import GateResult
 from lakehouse.storage import join, storage_options
 from lakehouse.window import Window
 
