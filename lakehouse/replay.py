@@ -26,10 +26,10 @@ import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import (
-    app_id,
     committed_version,
     ensure_table,
     open_table,
+    replay_app,
     write_once,
 )
 from lakehouse.config import Settings
@@ -124,7 +124,7 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
     name = bronze_name(spec)
     uri = settings.table_uri("bronze", name)
     table = ensure_table(uri, BRONZE_SCHEMA, options)
-    app = app_id(f"bronze/{name}", f"quarantine/{spec.name}")
+    app = replay_app(name, spec.name)
     sequence = (committed_version(table, app) or 0) + 1
     batch_id = f"{name}:replay-{sequence}"
     rows = (

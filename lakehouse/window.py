@@ -128,7 +128,12 @@ def parse_interval(text: str) -> timedelta:
 
 
 def _interval_value(value: Any) -> Any:
-    return parse_interval(value) if isinstance(value, str) else value
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_interval(value)
+    except ValueError:
+        raise ValueError(f"expected an interval such as 5m, 15m or 1h, got {value!r}") from None
 
 
 Interval = Annotated[timedelta, BeforeValidator(_interval_value)]

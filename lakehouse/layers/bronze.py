@@ -20,7 +20,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import (
     Landed,
-    app_id,
+    bronze_app,
     committed_version,
     ensure_table,
     latest_metadata,
@@ -133,7 +133,7 @@ def ingest(
     uri = settings.table_uri("bronze", name)
     options = storage_options(settings)
     prefix = dataset.prefix
-    app = app_id(f"bronze/{name}", f"landing/{prefix}")
+    app = bronze_app(name, prefix)
     table = ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
 
     position = cursor(table, uri, options)

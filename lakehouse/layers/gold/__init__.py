@@ -22,9 +22,9 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse import duck, sql
 from lakehouse.commit import (
-    app_id,
     committed_version,
     ensure_table,
+    gold_app,
     open_table,
     write_once,
 )
@@ -71,7 +71,7 @@ class GoldResult:
 
 
 def _app(model: GoldModel, upstream: str) -> str:
-    return app_id(f"gold/{model.spec.name}", f"silver/{upstream}")
+    return gold_app(model.spec.name, upstream)
 
 
 def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: str) -> pl.DataFrame:
