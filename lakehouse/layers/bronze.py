@@ -58,6 +58,9 @@ BRONZE_CONFIGURATION = {
 """Table properties of a new bronze table."""
 
 
+BRONZE_VERSION = "_bronze_version"
+"""The column of a row read from bronze that holds the bronze commit version that delivered it: its delivery order."""
+
 REPLAY_SOURCE = "replay"
 """``_source`` of the rows a quarantine replay appends (``lakehouse.replay``)."""
 

@@ -15,11 +15,8 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.errors import CountsMismatch
-from lakehouse.layers.bronze import bronze_name
-from lakehouse.layers.silver.batch import SilverBatch
-from lakehouse.layers.silver.transform import (
-    BRONZE_VERSION,
-)
+from lakehouse.layers.bronze import BRONZE_VERSION, bronze_name
+from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -36,7 +33,7 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-def append(settings: Settings, batch: SilverBatch) -> None:
+def append(settings: Settings, spec: TableSpec, rejected: pl.DataFrame, *, bronze_to: int, expected: int) -> None:
     """Append the rejected rows with their reasons, once per consumed bronze version.
 
     The quarantine table records, as its own application transaction, the last bronze
@@ -45,15 +42,14 @@ def append(settings: Settings, batch: SilverBatch) -> None:
     window after a crash between this commit and silver's, a concurrent run), its rejects
     are written once.
     """
-    spec = batch.spec
-    if batch.rejected.is_empty():
+    if rejected.is_empty():
         return
     uri = settings.table_uri("quarantine", spec.name)
     options = storage_options(settings)
     app = quarantine_app(spec.name, bronze_name(spec))
     ensure_table(uri, QUARANTINE_SCHEMA, options)
     rows = (
-        batch.rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
+        rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
         .select(*QUARANTINE_SCHEMA.names, BRONZE_VERSION)
         .to_arrow()
         .cast(QUARANTINE_SCHEMA.append(pa.field(BRONZE_VERSION, pa.int64())))
@@ -69,13 +65,13 @@ def append(settings: Settings, batch: SilverBatch) -> None:
         if new.num_rows:
             write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
 
-    landed = write_once(uri, options, transactions={app: batch.bronze_to}, write=write)
+    landed = write_once(uri, options, transactions={app: bronze_to}, write=write)
     if landed.already or not earlier:
         return
     written = landed.rows_added or 0
-    if written + earlier[-1] != batch.counts.rejected:
+    if written + earlier[-1] != expected:
         raise CountsMismatch(
-            f"{spec.qualified_name}: rejected {batch.counts.rejected}, but the quarantine commit wrote {written} "
+            f"{spec.qualified_name}: rejected {expected}, but the quarantine commit wrote {written} "
             f"and held {earlier[-1]} from an earlier commit; silver was not committed"
         )
 

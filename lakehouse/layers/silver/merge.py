@@ -74,7 +74,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     # the table's column order, then the new columns (appended by the schema evolution)
     order = [f.name for f in existing.schema().fields if f.name in schema.names]
     schema = pa.schema([schema.field(n) for n in [*order, *(n for n in schema.names if n not in order)]])
-    quarantine.append(settings, batch)
+    quarantine.append(settings, spec, batch.rejected, bronze_to=batch.bronze_to, expected=batch.counts.rejected)
     crash_point("silver.quarantined")
 
     app = silver_app_of(spec)

@@ -12,12 +12,10 @@ from collections.abc import Callable, Mapping
 import polars as pl
 
 from lakehouse.checks import References, kind_of
+from lakehouse.layers.bronze import BRONZE_VERSION
 from lakehouse.sources import records
 from lakehouse.sources.files import UNREADABLE_LINE
 from lakehouse.specs import Column, TableSpec
-
-BRONZE_VERSION = "_bronze_version"
-"""The bronze commit version that delivered a row: its delivery order."""
 
 ORDER_COLUMNS = ("_landed_at", "_source_position", BRONZE_VERSION, "_line")
 """Ingestion order, after the spec's ordering column: deterministic, from the source.
