@@ -102,23 +102,25 @@ class Column:
 
 @dataclass(frozen=True)
 class ColumnType:
-    """One declared type under each engine's name: Arrow, Polars, DuckDB and Soda."""
+    """One declared type under each engine's name: Arrow, Polars, DuckDB, Soda and the Delta log."""
 
     arrow: pa.DataType
     polars: pl.DataType
     duckdb: str
     soda: dict[str, str | int]
+    delta: str
+    """The name in a Delta table's schema (``long``, ``decimal(12,2)``)."""
 
 
 TYPES: dict[str, ColumnType] = {
-    "string": ColumnType(pa.large_string(), pl.String(), "VARCHAR", {"data_type": "varchar"}),
-    "int64": ColumnType(pa.int64(), pl.Int64(), "BIGINT", {"data_type": "bigint"}),
-    "float64": ColumnType(pa.float64(), pl.Float64(), "DOUBLE", {"data_type": "double"}),
-    "bool": ColumnType(pa.bool_(), pl.Boolean(), "BOOLEAN", {"data_type": "boolean"}),
-    "date": ColumnType(pa.date32(), pl.Date(), "DATE", {"data_type": "date"}),
+    "string": ColumnType(pa.large_string(), pl.String(), "VARCHAR", {"data_type": "varchar"}, "string"),
+    "int64": ColumnType(pa.int64(), pl.Int64(), "BIGINT", {"data_type": "bigint"}, "long"),
+    "float64": ColumnType(pa.float64(), pl.Float64(), "DOUBLE", {"data_type": "double"}, "double"),
+    "bool": ColumnType(pa.bool_(), pl.Boolean(), "BOOLEAN", {"data_type": "boolean"}, "boolean"),
+    "date": ColumnType(pa.date32(), pl.Date(), "DATE", {"data_type": "date"}, "date"),
     "timestamp": ColumnType(
         pa.timestamp("us", tz="UTC"), pl.Datetime("us", "UTC"), "TIMESTAMP WITH TIME ZONE",
-        {"data_type": "timestamp with time zone"},
+        {"data_type": "timestamp with time zone"}, "timestamp",
     ),
 }
 """The declared types (besides ``decimal(p,s)``, :func:`type_of`) under every engine's name."""
@@ -136,9 +138,16 @@ def type_of(dtype: str) -> ColumnType:
         p, s = int(m.group(1)), int(m.group(2))
         return ColumnType(
             pa.decimal128(p, s), pl.Decimal(p, s), f"DECIMAL({p},{s})",
-            {"data_type": "decimal", "numeric_precision": p, "numeric_scale": s},
+            {"data_type": "decimal", "numeric_precision": p, "numeric_scale": s}, f"decimal({p},{s})",
         )
     return TYPES[dtype]
+
+
+def from_delta(delta_type: str) -> str | None:
+    """The declared type of a Delta schema's type name (``long`` → ``int64``), or None if it has none."""
+    if m := re.match(r"^decimal\((\d+),\s*(\d+)\)$", delta_type):
+        return f"decimal({m.group(1)},{m.group(2)})"
+    return next((name for name, t in TYPES.items() if t.delta == delta_type), None)
 
 
 def from_duckdb(sql_type: str) -> str | None:

@@ -127,6 +127,17 @@ def parse_interval(text: str) -> timedelta:
     }[unit]
 
 
+_DELTA_INTERVAL = re.compile(r"^\s*(?:interval\s+)?(\d+)\s*(second|minute|hour|day|week)s?\s*$", re.IGNORECASE)
+
+
+def parse_delta_interval(text: str) -> timedelta | None:
+    """A Delta table property's duration (``interval 30 days``, ``7 days``), or None if unreadable."""
+    m = _DELTA_INTERVAL.match(text)
+    if not m:
+        return None
+    return timedelta(**{f"{m.group(2).lower()}s": int(m.group(1))})
+
+
 def _interval_value(value: Any) -> Any:
     if not isinstance(value, str):
         return value

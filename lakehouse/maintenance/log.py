@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +12,7 @@ from lakehouse.config import Settings
 from lakehouse.maintenance.targets import DEFAULT_LOG_RETENTION, Options, Target
 from lakehouse.maintenance.vacuum import horizon
 from lakehouse.storage import storage_options
+from lakehouse.window import parse_delta_interval
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,12 @@ class LogTidied:
     note: str = ""
 
 
-_INTERVAL = re.compile(r"^\s*(?:interval\s+)?(\d+)\s*(second|minute|hour|day|week)s?\s*$", re.IGNORECASE)
-
-
 def log_retention(table: DeltaTable) -> timedelta | None:
     """The table's ``delta.logRetentionDuration`` (30 days if unset; None if unreadable)."""
     text = table.metadata().configuration.get("delta.logRetentionDuration")
     if text is None:
         return DEFAULT_LOG_RETENTION
-    m = _INTERVAL.match(text)
-    if not m:
-        return None
-    return timedelta(**{f"{m.group(2).lower()}s": int(m.group(1))})
+    return parse_delta_interval(text)
 
 
 def tidy_log(settings: Settings, target: Target, options: Options | None = None, *, now: datetime | None = None) -> LogTidied:
