@@ -37,8 +37,10 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, path: Path) -> Ite
         base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
     else:
         base = node.module or ""
-    # ``from pkg import mod`` imports the module pkg.mod; ``from mod import name`` the module
-    return [base, *(f"{base}.{a.name}" for a in node.names)]
+    # ``from pkg import mod`` imports the module pkg.mod (its package's __init__ runs first, as
+    # for any submodule); ``from mod import name`` imports mod
+    submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in modules()]
+    return submodules if len(submodules) == len(node.names) else [base, *submodules]
 
 
 @cache

@@ -29,7 +29,7 @@ from lakehouse.layers.silver.transform import (
 from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("lakehouse.layers.silver")
 
 
 def silver_schema(spec: TableSpec) -> pa.Schema:
