@@ -16,6 +16,11 @@ Its forms are a contract that users and checks script against::
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
+
+The command line is the outermost layer: it may import flows, deployments and the engine,
+and nothing imports it (``tests/unit/test_import_graph.py``). It lives in ``flows/`` only
+because the top level of the project is fixed; the console script ``lakehouse`` and
+``python -m flows.cli`` both run :func:`main`.
 """
 
 from __future__ import annotations

@@ -124,6 +124,8 @@ class CheckKind:
     """Part of the silver→gold gate (a deduplicated batch, any failing row fails)."""
     datasets_only: ClassVar[bool] = False
     """Declared on datasets only: it is checked where rows enter silver."""
+    rejects_nulls: ClassVar[bool] = False
+    """Its row rule rejects a null (so ``nullable: false`` need not say so again)."""
     order: ClassVar[int] = 100
     """Where the kind comes in lists of kinds (messages, docs): the built-ins first."""
 

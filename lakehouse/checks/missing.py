@@ -15,6 +15,7 @@ class Missing(CheckKind):
     name = "missing"
     order = 10
     row_level = True
+    rejects_nulls = True
     percent = True
 
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:

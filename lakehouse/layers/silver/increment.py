@@ -82,7 +82,7 @@ def referenced_values(lines: pl.DataFrame, spec: TableSpec) -> dict[str, pl.Seri
     """The values each ``reference`` check of ``spec`` will look up, read from the raw lines."""
     out: dict[str, pl.Series] = {}
     for check in spec.checks:
-        if check.kind == "reference" and check.column is not None:
+        if check.ref_dataset is not None and check.column is not None:
             text = lines.select(pl.col("_raw").str.json_path_match(f"$.{check.column}").alias("v"))
             out[check.name] = text.get_column("v").drop_nulls().unique()
     return out
@@ -106,7 +106,7 @@ def reference_keys(
     wanted = referenced_values(lines, spec) if isinstance(lines, pl.DataFrame) else lines
     out: dict[str, pl.Series] = {}
     for check in spec.checks:
-        if check.kind != "reference" or check.ref_dataset is None or check.ref_column is None:
+        if check.ref_dataset is None or check.ref_column is None:
             continue
         column = check.ref_column
         values = wanted.get(check.name, pl.Series(column, [], pl.String))

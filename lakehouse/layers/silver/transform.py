@@ -81,7 +81,7 @@ def parse_records(
         references = references({
             check.name: found.get_column(records.text_name(check.column)).drop_nulls().unique()
             for check in spec.checks
-            if check.kind == "reference" and check.column is not None
+            if check.ref_dataset is not None and check.column is not None
         })
     keys = pl.col(records.KEYS)
     is_object = keys.is_not_null()
@@ -103,7 +103,7 @@ def parse_records(
             pl.format("malformed: member {} appears twice", keys.list.eval(pl.element().filter(pl.element().is_duplicated())).list.unique(maintain_order=True).list.join(", ")),
         ),
     ]
-    missing_checked = {ch.column for ch in spec.checks if ch.kind == "missing"}
+    missing_checked = {ch.column for ch in spec.checks if kind_of(ch).rejects_nulls}
     for c, (_, refused, reason) in zip(fields, converted, strict=True):
         checks.append((refused, reason))
         if not c.nullable and c.name not in missing_checked:
