@@ -42,6 +42,11 @@ SIMPLE_TYPES = ("string", "int64", "float64", "bool", "date", "timestamp")
 """The declared type names besides ``decimal(p,s)`` (the keys of :data:`TYPES`)."""
 
 
+def is_identifier(name: str) -> bool:
+    """Whether ``name`` is a safe SQL identifier: letters, digits and _, not starting with a digit."""
+    return bool(_IDENTIFIER.match(name))
+
+
 def identifier(name: str) -> str:
     """Return ``name`` if it is a safe SQL identifier, else raise ``ValueError``."""
     if not _IDENTIFIER.match(name):

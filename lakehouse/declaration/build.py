@@ -21,22 +21,14 @@ from lakehouse.declaration.gold import gold_model
 from lakehouse.declaration.parts import check, column, z_order
 from lakehouse.declaration.schema import file_model
 from lakehouse.errors import ConfigError
-from lakehouse.specs import (
-    Column,
-    Dataset,
-    Declaration,
-    Pipeline,
-    TableSpec,
-)
+from lakehouse.specs import Column, Dataset, Declaration, Pipeline, TableSpec, is_identifier
 
 DEFAULT_FILE = "lakehouse.yaml"
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
 def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) -> Dataset | None:
     before = len(problems.items)
-    if not _NAME.match(name):
+    if not is_identifier(name):
         problems.add(where, f"{name!r} is not a valid dataset name (letters, digits and _)")
     if decl.source not in pipe.sources:
         problems.add(where + ".source", f"no source {decl.source!r} (sources: {', '.join(pipe.sources) or 'none'})")

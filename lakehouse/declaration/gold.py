@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from lakehouse.declaration.parts import check, z_order
-from lakehouse.specs import Column, Dataset, GoldModel, TableSpec, from_duckdb
-
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from lakehouse.specs import Column, Dataset, GoldModel, TableSpec, from_duckdb, is_identifier
 
 
 def gold_model(
@@ -19,7 +16,7 @@ def gold_model(
 
     from lakehouse.layers.gold.models import referenced_tables
 
-    if not _NAME.match(name):
+    if not is_identifier(name):
         problems.add(where, f"{name!r} is not a valid model name (letters, digits and _)")
         return None
     try:
@@ -53,7 +50,7 @@ def gold_model(
     for row in described:
         col_name, sql_type = row[0], str(row[1]).upper()
         dtype = from_duckdb(sql_type)
-        if dtype is None or not _NAME.match(col_name):
+        if dtype is None or not is_identifier(col_name):
             problems.add(where + ".sql", f"result column {col_name!r} has type {sql_type}: cast it in the SQL to BIGINT, DOUBLE, DECIMAL(p,s), VARCHAR, DATE, BOOLEAN or TIMESTAMPTZ, and name it with letters, digits and _")
             continue
         columns[col_name] = Column(col_name, dtype)

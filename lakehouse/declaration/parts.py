@@ -8,16 +8,15 @@ from typing import Any
 from lakehouse import checks
 from lakehouse.declaration.errors import Problems
 from lakehouse.declaration.schema import ColumnDecl
-from lakehouse.specs import NUMERIC, SIMPLE_TYPES, Check, Column
+from lakehouse.specs import NUMERIC, SIMPLE_TYPES, Check, Column, is_identifier
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
 
 def column(
     name: str, decl: str | ColumnDecl, where: str, problems: Problems, *, strings_as_numbers: bool = False
 ) -> Column | None:
-    if not _NAME.match(name):
+    if not is_identifier(name):
         problems.add(where, f"{name!r} is not a valid column name (letters, digits and _, not starting with a digit)")
         return None
     d = decl if isinstance(decl, ColumnDecl) else ColumnDecl(type=decl)
