@@ -17,7 +17,7 @@ new kind is one module that subclasses :class:`CheckKind` and calls :func:`regis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import polars as pl
@@ -58,7 +58,6 @@ class Contract:
     """The Soda dataset of the batch, ``<data source>/<schema>/<table>``."""
     strict: bool
     """True for the silver→gold gate: every percent threshold is 0."""
-    references: Mapping[str, str] = field(default_factory=dict)
 
     def limit(self, check: Check) -> float:
         """The percent of rows that may fail ``check`` in this gate."""
