@@ -34,7 +34,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 
 @contextlib.contextmanager
 def _moto() -> Iterator[dict[str, str]]:
-    from lakehouse.moto_server import start_moto_server
+    from lakehouse.dev.moto_server import start_moto_server
 
     server = start_moto_server()
     try:

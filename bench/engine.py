@@ -69,20 +69,20 @@ def run_flow(window: Window, chosen: Pipeline) -> dict[str, Any]:
 
 
 def silver_commit(settings: Settings, batch: Any) -> Any:
-    from lakehouse import silver
+    from lakehouse.layers import silver
 
     return silver.commit(settings, batch)
 
 
 def silver_prepare(settings: Settings, chosen: Pipeline, name: str, now: Any) -> Any:
     """Prepare one dataset alone (its referenced tables must be in silver already)."""
-    from lakehouse import silver
+    from lakehouse.layers import silver
 
     return silver.prepare(settings, chosen.dataset(name), {}, now=now)
 
 
 def bronze_ingest(settings: Settings, chosen: Pipeline, name: str, window: Window) -> Any:
-    from lakehouse import bronze
+    from lakehouse.layers import bronze
     from lakehouse.storage import open_store
 
     landing = open_store(settings.landing_root, settings)
@@ -91,7 +91,7 @@ def bronze_ingest(settings: Settings, chosen: Pipeline, name: str, window: Windo
 
 def warm_imports() -> None:
     """Import what a window imports lazily (Soda), so that timings leave imports out."""
-    from lakehouse import gates
+    from lakehouse import quality as gates
 
     getattr(gates, "_soda", lambda: None)()
 
@@ -130,7 +130,7 @@ def warm_prefect() -> float:
 
 def table_uris(settings: Settings, chosen: Pipeline) -> dict[str, str]:
     """Every table the pipeline writes, by qualified name."""
-    from lakehouse.bronze import bronze_name
+    from lakehouse.layers.bronze import bronze_name
 
     out = {}
     for ds in chosen.datasets:

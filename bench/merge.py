@@ -4,7 +4,7 @@ A target of N order lines is the new lines of the windows before the batch's win
 newest N of them), typed as silver holds them; ``silver.orders`` holds their orders and
 the batch's own new orders, so the batch passes its reference check. The batch is that
 next window's landing files, ingested into bronze by the engine, so that the merge is
-measured on a :class:`~lakehouse.silver.SilverBatch` made by ``silver.prepare``.
+measured on a :class:`~lakehouse.layers.silver.SilverBatch` made by ``silver.prepare``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def batch_window(shape: data.Shape, lines: int) -> int:
 def build_target(settings: Settings, *, lines: int, batch: int, seed: int) -> dict[str, Any]:
     """Write silver targets of ``lines`` order lines, and the batch into bronze."""
     from lakehouse.commit import ensure_table
-    from lakehouse.silver import silver_schema
+    from lakehouse.layers.silver import silver_schema
 
     chosen = pipeline()
     shape = data.Shape(lines=batch, seed=seed)

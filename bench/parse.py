@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lakehouse.shop import ORDER_ITEMS
-from lakehouse.transform import parse_records
+from lakehouse.dev.shop import ORDER_ITEMS
+from lakehouse.layers.silver.transform import parse_records
 
 
 def order_lines(n: int) -> pl.DataFrame:

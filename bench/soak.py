@@ -2,7 +2,7 @@
 
 Every window runs through :func:`lakehouse.engine.run_window` in this one long-lived
 process (a worker that never restarts), against an embedded moto S3 reached through the
-fault-injecting proxy (:mod:`lakehouse.s3proxy`: 500s, 503 SlowDown, resets, slow answers,
+fault-injecting proxy (:mod:`lakehouse.dev.s3proxy`: 500s, 503 SlowDown, resets, slow answers,
 bodies cut short, lost commit acknowledgements), on the shop simulator's data (late and
 out-of-order updates, duplicates, a file delivered twice, malformed lines, rows that break
 checks, an order line whose product arrives a window later). The simulator lands each
@@ -201,9 +201,9 @@ def compare(settings: Any, pipeline: Any, report: Report) -> None:
 def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, retries: int) -> Report:
     from lakehouse.config import Settings
     from lakehouse.declaration import load
-    from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY, start_moto_server
-    from lakehouse.s3proxy import ProxyProcess
-    from lakehouse.simulator import simulate
+    from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, start_moto_server
+    from lakehouse.dev.s3proxy import ProxyProcess
+    from lakehouse.dev.simulator import simulate
     from lakehouse.storage import open_store
 
     report = Report(windows)

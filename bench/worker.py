@@ -121,7 +121,7 @@ def step_floor(job: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from deltalake import DeltaTable
 
-    from lakehouse.bronze import BRONZE_SCHEMA
+    from lakehouse.layers.bronze import BRONZE_SCHEMA
     from lakehouse.storage import storage_options
 
     settings = _settings(job)
@@ -138,7 +138,7 @@ def step_append(job: dict[str, Any]) -> dict[str, Any]:
     import polars as pl
     from deltalake import DeltaTable
 
-    from lakehouse import bronze
+    from lakehouse.layers import bronze
     from lakehouse.storage import storage_options
 
     options = storage_options(_settings(job))

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from deployments.stack import start, trigger, window_start
-from lakehouse.moto_server import free_port
+from lakehouse.dev.moto_server import free_port
 
 
 def chromium() -> str:
@@ -79,7 +79,7 @@ def main() -> None:
 
     from lakehouse.config import Settings
     from lakehouse.declaration import load
-    from lakehouse.simulator import simulate
+    from lakehouse.dev.simulator import simulate
     from lakehouse.storage import open_store
 
     with tempfile.TemporaryDirectory() as state:

@@ -18,10 +18,15 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, start_moto_server
+from lakehouse.dev.moto_server import (
+    MotoServer,
+    client_of,
+    start_moto_server,
+)
+from lakehouse.window import window_ending_at
 
 ROOT = Path(__file__).resolve().parents[1]
 """The project directory: where ``prefect.yaml`` is and where the worker's runs start."""
@@ -31,10 +36,7 @@ POOL = "local"
 
 
 def _client(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
-
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                        aws_secret_access_key=SECRET_KEY, region_name=REGION)
+    return client_of(endpoint)
 
 
 def snapshot(endpoint: str, bucket: str, folder: Path) -> int:
@@ -194,8 +196,8 @@ def start(state_dir: Path, *, ui_port: int, s3_port: int | None, say: Callable[[
 
 
 def window_start(now: datetime, interval: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((now - epoch) // interval) * interval
+    """The start of the window after the last one ended at ``now`` (the grid of :mod:`lakehouse.window`)."""
+    return window_ending_at(now, interval).end
 
 
 def trigger(stack: Stack, at: datetime) -> None:

@@ -35,8 +35,7 @@ from prefect.runtime import flow_run
 from flows.microbatch import micro_batch
 from lakehouse.declaration import Pipeline, load
 from lakehouse.errors import GateFailed, TerminalError
-from lakehouse.simulator import parse_interval, parse_time
-from lakehouse.window import Window, windows_between
+from lakehouse.window import Window, parse_interval, parse_time, windows_between
 
 
 class WindowFailed(TerminalError):

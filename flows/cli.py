@@ -16,6 +16,11 @@ Its forms are a contract that users and checks script against::
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
+
+The command line is the outermost layer: it may import flows, deployments and the engine,
+and nothing imports it (``tests/unit/test_import_graph.py``). It lives in ``flows/`` only
+because the top level of the project is fixed; the console script ``lakehouse`` and
+``python -m flows.cli`` both run :func:`main`.
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def _settings() -> Any:
 
 
 def _time(text: str) -> Any:
-    from lakehouse.simulator import parse_time
+    from lakehouse.window import parse_time
 
     try:
         return parse_time(text)
@@ -101,7 +106,7 @@ def _time(text: str) -> Any:
 
 
 def _interval(text: str) -> timedelta:
-    from lakehouse.simulator import parse_interval
+    from lakehouse.window import parse_interval
 
     try:
         return parse_interval(text)
@@ -120,7 +125,7 @@ def simulate(
     ] = None,
 ) -> None:
     """Write the shop simulator's landing files for N windows into the landing area."""
-    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     settings = _settings()
@@ -300,8 +305,8 @@ def demo(
 
     from lakehouse.catalog import connect
     from lakehouse.config import Settings
-    from lakehouse.moto_server import start_moto_server
-    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.dev.moto_server import start_moto_server
+    from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the tables below say it all
@@ -370,7 +375,7 @@ def serve(
 
     from deployments.stack import BUCKET, DEPLOYMENT, start, trigger, window_start
     from lakehouse.config import Settings
-    from lakehouse.simulator import simulate as run_simulator
+    from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     def interrupted(signum: int, frame: Any) -> None:
@@ -640,7 +645,7 @@ def contract(
     config: ConfigOption = None,
 ) -> None:
     """Print the Soda contract generated for a table's gate."""
-    from lakehouse.gates import build_contract
+    from lakehouse.quality import build_contract
 
     if stage not in ("batch", "strict"):
         raise typer.BadParameter("--stage is batch or strict")

@@ -17,9 +17,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
-from lakehouse.faults import crash_point
-from lakehouse.simulator import parse_interval, parse_time
-from lakehouse.window import Window, window_ending_at
+from lakehouse.dev.faults import crash_point
+from lakehouse.window import Window, parse_interval, parse_time, window_ending_at
 from tasks.layers import (
     commit_gold,
     commit_silver,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import duckdb
 
 from lakehouse import sql
-from lakehouse.bronze import bronze_name
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
-from lakehouse.declaration import Declaration
 from lakehouse.duck import open_database
+from lakehouse.layers.bronze import bronze_name
+from lakehouse.specs import Declaration
 from lakehouse.storage import storage_options
 
 
@@ -32,7 +32,7 @@ def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConn
     """
     con = open_database(settings, confine=False)
     options = storage_options(settings)
-    from lakehouse.quality import scan_results_uri
+    from lakehouse.quality.scan_log import scan_results_uri
 
     uris = [(layer, name, settings.table_uri(layer, name)) for layer, name in table_names(declaration)]
     uris.append(("quality", "scan_results", scan_results_uri(settings)))

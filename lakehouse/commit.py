@@ -22,8 +22,8 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction
 from deltalake.exceptions import TableNotFoundError
 
+from lakehouse.dev.faults import rendezvous
 from lakehouse.errors import CommitConflict, LakehouseError, StaleBatch
-from lakehouse.faults import rendezvous
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,44 @@ def app_id(target: str, source: str) -> str:
     'lakehouse:silver/orders<-bronze/orders_raw'
     """
     return f"lakehouse:{target}<-{source}"
+
+
+# Every application id of the lakehouse is built here, by one of these (the one home of the
+# format: maintenance and recovery read the same ids back).
+
+
+def bronze_app(table: str, prefix: str) -> str:
+    """A bronze table's progress through a landing prefix (its batch sequence number)."""
+    return app_id(f"bronze/{table}", f"landing/{prefix}")
+
+
+def silver_app(table: str, bronze: str) -> str:
+    """The bronze version a silver table has merged up to."""
+    return app_id(f"silver/{table}", f"bronze/{bronze}")
+
+
+def quarantine_app(table: str, bronze: str) -> str:
+    """The bronze version whose rejected rows a quarantine table holds."""
+    return app_id(f"quarantine/{table}", f"bronze/{bronze}")
+
+
+def replay_app(bronze: str, table: str) -> str:
+    """The quarantine version a replay has re-submitted to bronze."""
+    return app_id(f"bronze/{bronze}", f"quarantine/{table}")
+
+
+def gold_app(model: str, silver: str) -> str:
+    """The silver version of one input a gold model has recomputed up to."""
+    return app_id(f"gold/{model}", f"silver/{silver}")
+
+
+def scan_app(table: str, stage: str, consumer: str) -> str:
+    """One gate's scans of what ``consumer`` (an app id) consumes.
+
+    >>> scan_app("silver.orders", "bronze_to_silver", "lakehouse:silver/orders<-bronze/orders_raw")
+    'lakehouse:quality/scan_results<-silver.orders:bronze_to_silver@lakehouse:silver/orders<-bronze/orders_raw'
+    """
+    return f"lakehouse:quality/scan_results<-{table}:{stage}@{consumer}"
 
 
 def open_table(uri: str, storage_options: Mapping[str, str]) -> DeltaTable | None:

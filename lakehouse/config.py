@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lakehouse.storage import join
+from lakehouse.uri import join
 
 
 class Settings(BaseSettings):

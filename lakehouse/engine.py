@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from lakehouse import bronze, gold, silver
 from lakehouse.config import Settings
-from lakehouse.declaration import Pipeline
-from lakehouse.gates import GateResult, blocking_error
+from lakehouse.layers import bronze, gold, silver
+from lakehouse.quality import GateResult, blocking_error
+from lakehouse.specs import Pipeline
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 

@@ -25,20 +25,20 @@ from datetime import UTC, datetime
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakehouse.bronze import BRONZE_SCHEMA, REPLAY_SOURCE, bronze_name
 from lakehouse.commit import (
-    app_id,
     committed_version,
     ensure_table,
     open_table,
+    replay_app,
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset
-from lakehouse.faults import crash_point
-from lakehouse.silver import reason_counts, reference_keys
+from lakehouse.dev.faults import crash_point
+from lakehouse.layers.bronze import BRONZE_SCHEMA, REPLAY_SOURCE, bronze_name
+from lakehouse.layers.silver import reason_counts, reference_keys
+from lakehouse.layers.silver.transform import parse_records
+from lakehouse.specs import Dataset
 from lakehouse.storage import storage_options
-from lakehouse.transform import parse_records
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
     name = bronze_name(spec)
     uri = settings.table_uri("bronze", name)
     table = ensure_table(uri, BRONZE_SCHEMA, options)
-    app = app_id(f"bronze/{name}", f"quarantine/{spec.name}")
+    app = replay_app(name, spec.name)
     sequence = (committed_version(table, app) or 0) + 1
     batch_id = f"{name}:replay-{sequence}"
     rows = (

@@ -19,24 +19,32 @@ Example::
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
 
+from lakehouse.errors import ConfigError
+
 Layer = Literal["bronze", "silver", "gold"]
-CheckKind = Literal[
-    "missing", "duplicate", "valid_values", "range", "reference", "freshness", "row_count", "schema"
-]
 Level = Literal["fail", "warn"]
 UnknownFields = Literal["warn", "fail", "evolve"]
 RecordValues = Literal["json", "text"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
 SIMPLE_TYPES = ("string", "int64", "float64", "bool", "date", "timestamp")
+"""The declared type names besides ``decimal(p,s)`` (the keys of :data:`TYPES`)."""
+
+
+def is_identifier(name: str) -> bool:
+    """Whether ``name`` is a safe SQL identifier: letters, digits and _, not starting with a digit."""
+    return bool(_IDENTIFIER.match(name))
 
 
 def identifier(name: str) -> str:
@@ -71,7 +79,7 @@ class Column:
 
     def __post_init__(self) -> None:
         identifier(self.name)
-        if self.dtype not in SIMPLE_TYPES and not _DECIMAL.match(self.dtype):
+        if self.dtype not in TYPES and not _DECIMAL.match(self.dtype):
             raise ValueError(f"column {self.name}: unknown type {self.dtype!r}")
 
     @property
@@ -80,41 +88,80 @@ class Column:
         return (int(m.group(1)), int(m.group(2))) if m else None
 
     def polars_dtype(self) -> pl.DataType:
-        if dec := self.decimal:
-            return pl.Decimal(dec[0], dec[1])
-        return {
-            "string": pl.String(),
-            "int64": pl.Int64(),
-            "float64": pl.Float64(),
-            "bool": pl.Boolean(),
-            "date": pl.Date(),
-            "timestamp": pl.Datetime("us", "UTC"),
-        }[self.dtype]
+        return type_of(self.dtype).polars
 
     def arrow_type(self) -> pa.DataType:
-        if dec := self.decimal:
-            return pa.decimal128(dec[0], dec[1])
-        return {
-            "string": pa.large_string(),
-            "int64": pa.int64(),
-            "float64": pa.float64(),
-            "bool": pa.bool_(),
-            "date": pa.date32(),
-            "timestamp": pa.timestamp("us", tz="UTC"),
-        }[self.dtype]
+        return type_of(self.dtype).arrow
 
     def sql_type(self) -> str:
         """The DuckDB type name (also what Soda's schema check compares against)."""
-        if dec := self.decimal:
-            return f"DECIMAL({dec[0]},{dec[1]})"
-        return {
-            "string": "VARCHAR",
-            "int64": "BIGINT",
-            "float64": "DOUBLE",
-            "bool": "BOOLEAN",
-            "date": "DATE",
-            "timestamp": "TIMESTAMP WITH TIME ZONE",
-        }[self.dtype]
+        return type_of(self.dtype).duckdb
+
+    def soda_type(self) -> dict[str, str | int]:
+        """The column's type as a Soda contract writes it (``data_type`` and its size)."""
+        return type_of(self.dtype).soda
+
+
+# ----------------------------------------------------------------------------- the type table
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """One declared type under each engine's name: Arrow, Polars, DuckDB, Soda and the Delta log."""
+
+    arrow: pa.DataType
+    polars: pl.DataType
+    duckdb: str
+    soda: dict[str, str | int]
+    delta: str
+    """The name in a Delta table's schema (``long``, ``decimal(12,2)``)."""
+
+
+TYPES: dict[str, ColumnType] = {
+    "string": ColumnType(pa.large_string(), pl.String(), "VARCHAR", {"data_type": "varchar"}, "string"),
+    "int64": ColumnType(pa.int64(), pl.Int64(), "BIGINT", {"data_type": "bigint"}, "long"),
+    "float64": ColumnType(pa.float64(), pl.Float64(), "DOUBLE", {"data_type": "double"}, "double"),
+    "bool": ColumnType(pa.bool_(), pl.Boolean(), "BOOLEAN", {"data_type": "boolean"}, "boolean"),
+    "date": ColumnType(pa.date32(), pl.Date(), "DATE", {"data_type": "date"}, "date"),
+    "timestamp": ColumnType(
+        pa.timestamp("us", tz="UTC"), pl.Datetime("us", "UTC"), "TIMESTAMP WITH TIME ZONE",
+        {"data_type": "timestamp with time zone"}, "timestamp",
+    ),
+}
+"""The declared types (besides ``decimal(p,s)``, :func:`type_of`) under every engine's name."""
+
+DUCKDB_ALIASES = {"INTEGER": "int64", "SMALLINT": "int64", "FLOAT": "float64"}
+"""DuckDB result types that widen to a declared type when a gold model's result is typed."""
+
+NUMERIC = frozenset({"int64", "float64"})
+"""Declared types that accept a JSON string holding a number (``strings_as_numbers``)."""
+
+
+def type_of(dtype: str) -> ColumnType:
+    """The engines' names of a declared type: ``type_of("decimal(12,2)").duckdb`` is ``DECIMAL(12,2)``."""
+    if m := _DECIMAL.match(dtype):
+        p, s = int(m.group(1)), int(m.group(2))
+        return ColumnType(
+            pa.decimal128(p, s), pl.Decimal(p, s), f"DECIMAL({p},{s})",
+            {"data_type": "decimal", "numeric_precision": p, "numeric_scale": s}, f"decimal({p},{s})",
+        )
+    return TYPES[dtype]
+
+
+def from_delta(delta_type: str) -> str | None:
+    """The declared type of a Delta schema's type name (``long`` → ``int64``), or None if it has none."""
+    if m := re.match(r"^decimal\((\d+),\s*(\d+)\)$", delta_type):
+        return f"decimal({m.group(1)},{m.group(2)})"
+    return next((name for name, t in TYPES.items() if t.delta == delta_type), None)
+
+
+def from_duckdb(sql_type: str) -> str | None:
+    """The declared type of a DuckDB type name (``BIGINT`` → ``int64``), or None if it has none."""
+    sql_type = sql_type.upper()
+    if m := re.match(r"^DECIMAL\((\d+),(\d+)\)$", sql_type):
+        return f"decimal({m.group(1)},{m.group(2)})"
+    named = {t.duckdb: name for name, t in TYPES.items()}
+    return named.get(sql_type) or DUCKDB_ALIASES.get(sql_type)
 
 
 @dataclass(frozen=True)
@@ -129,9 +176,13 @@ class Check:
     ``ref_dataset``, as committed or promoted in the same run. ``duplicate`` (over
     ``columns``), ``row_count``, ``freshness`` (the newest ``column`` value is at most
     ``max_age`` older than the window's end) and ``schema`` are batch-level only.
+
+    ``kind`` names a kind of :mod:`lakehouse.checks` (its registry holds what each kind
+    means: its declaration, row rule, Soda fragment and threshold text); ``options`` holds
+    the options of a kind that the fields here do not name, as ``(name, value)`` pairs.
     """
 
-    kind: CheckKind
+    kind: str
     column: str | None = None
     columns: tuple[str, ...] = ()
     values: tuple[str, ...] = ()
@@ -143,15 +194,21 @@ class Check:
     ref_dataset: str | None = None
     ref_column: str | None = None
     max_age: timedelta | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
-        cols = self.columns or ((self.column,) if self.column else ())
+        cols = self.column_names
         return f"{self.kind}({','.join(cols)})" if cols else self.kind
 
     @property
-    def row_level(self) -> bool:
-        return self.kind in ("missing", "valid_values", "range", "reference")
+    def column_names(self) -> tuple[str, ...]:
+        """The columns the check reads (``columns``, else ``column``)."""
+        return self.columns or ((self.column,) if self.column else ())
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of a kind's own option (one of ``options``)."""
+        return dict(self.options).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -169,7 +226,7 @@ class TableSpec:
     unknown_fields: UnknownFields = "warn"
     """A raw record's members that are not columns: counted and reported (``warn``), the
     record is rejected (``fail``), or the silver table gains them as columns (``evolve``,
-    :mod:`lakehouse.evolve`)."""
+    :mod:`lakehouse.layers.silver.evolve`)."""
     record_values: RecordValues = "json"
     """``json``: values carry their JSON types; ``text``: every value is text (CSV) and is
     parsed by the column's strict text format."""
@@ -205,3 +262,80 @@ class TableSpec:
         return pa.schema(
             [pa.field(c.name, c.arrow_type(), nullable=c.nullable) for c in self.columns]
         )
+
+
+# ----------------------------------------------------------------------------- a pipeline, loaded
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset ready to run: its silver spec and where its files land."""
+
+    spec: TableSpec
+    source: str
+    prefix: str
+    format: str
+    compression: str
+    landing_time: str
+    zorder: tuple[str, ...] = ()
+    """Columns maintenance z-orders the silver table by (``zorder:`` in the declaration)."""
+    lookback: timedelta = timedelta(hours=1)
+    listing: str = "full"
+    max_batch_files: int = 1000
+    max_batch_bytes: int = 256 * 1024 * 1024
+    max_batch_rows: int = 1_000_000
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The datasets this one's reference checks look up (promoted before it)."""
+        return tuple(dict.fromkeys(c.ref_dataset for c in self.spec.checks if c.ref_dataset))
+
+
+@dataclass(frozen=True)
+class GoldModel:
+    """A gold model ready to run: its SQL, inputs and derived result spec."""
+
+    spec: TableSpec
+    sql: str
+    inputs: tuple[str, ...]
+    zorder: tuple[str, ...] = ()
+    """Columns maintenance z-orders the gold table by (``zorder:`` in the declaration)."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A pipeline ready to run: its datasets in promotion order, its gold models, its window length."""
+
+    name: str
+    interval: timedelta
+    datasets: tuple[Dataset, ...]
+    models: tuple[GoldModel, ...]
+    sources: Mapping[str, Any] = field(default_factory=dict)
+    """The declared sources by name (:class:`lakehouse.declaration.schema.SourceDecl`)."""
+
+    def dataset(self, name: str) -> Dataset:
+        for d in self.datasets:
+            if d.spec.name == name:
+                return d
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """Every pipeline of one declaration file (:func:`lakehouse.declaration.load`)."""
+
+    path: str
+    pipelines: dict[str, Pipeline]
+
+    def pipeline(self, name: str | None = None) -> Pipeline:
+        """The pipeline called ``name``; without a name, the only one."""
+        if name is None:
+            if len(self.pipelines) != 1:
+                raise ConfigError(
+                    f"{self.path} declares {len(self.pipelines)} pipelines "
+                    f"({', '.join(self.pipelines)}): choose one with --pipeline NAME"
+                )
+            return next(iter(self.pipelines.values()))
+        if name not in self.pipelines:
+            raise ConfigError(f"{self.path}: no pipeline {name!r} (declared: {', '.join(self.pipelines)})")
+        return self.pipelines[name]

@@ -11,13 +11,17 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import urlparse
 
+from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceUnavailable, StorageMissing, one_line, reported
+from lakehouse.uri import UnsafeKey, confined, is_s3, join, unsafe_reason
 
-if TYPE_CHECKING:
-    from lakehouse.config import Settings
+__all__ = [
+    "ObjectInfo", "ObjectStore", "LocalStore", "S3Store", "UnsafeKey", "confined", "is_s3", "join",
+    "unsafe_reason", "is_loopback", "plain_http", "s3_client", "open_store", "storage_options",
+]
 
 
 @dataclass(frozen=True, order=True)
@@ -46,47 +50,6 @@ class ObjectStore(Protocol):
     def delete(self, keys: list[str]) -> None:
         """Delete these objects (a missing one is no error)."""
         ...
-
-
-class UnsafeKey(ValueError):
-    """A key or prefix that would reach outside its store's root (``..``, an absolute path, a link out)."""
-
-
-def unsafe_reason(key: str) -> str | None:
-    """Why ``key`` (or a prefix) could leave the root it is relative to, or None when it cannot.
-
-    >>> unsafe_reason("orders/2026/part-0.jsonl") is None
-    True
-    >>> unsafe_reason("../../outside")
-    "'..' is not allowed in a landing key or prefix (it leaves the landing root)"
-    """
-    if key.startswith(("/", "~")) or (len(key) > 1 and key[1] == ":"):
-        return "an absolute path is not allowed in a landing key or prefix (keys are relative to the landing root)"
-    if "\\" in key or any(ord(ch) < 32 for ch in key):
-        return "a backslash or a control character is not allowed in a landing key or prefix"
-    parts = key.split("/")
-    if ".." in parts:
-        return "'..' is not allowed in a landing key or prefix (it leaves the landing root)"
-    if "." in parts:
-        return "'.' is not allowed as a part of a landing key or prefix"
-    return None
-
-
-def confined(key: str) -> str:
-    """``key``, or :class:`UnsafeKey` when it could leave its store's root."""
-    reason = unsafe_reason(key)
-    if reason is not None:
-        raise UnsafeKey(f"{key!r}: {reason}")
-    return key
-
-
-def is_s3(uri: str) -> bool:
-    return uri.startswith("s3://")
-
-
-def join(root: str, *parts: str) -> str:
-    """Join URI or path parts with single slashes."""
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts if p)])
 
 
 class LocalStore:

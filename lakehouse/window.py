@@ -1,9 +1,17 @@
-"""Micro-batch windows: derived from the schedule, never from the clock (invariant 2)."""
+"""Micro-batch windows: derived from the schedule, never from the clock (invariant 2).
+
+Also the one home of time and interval parsing (:func:`parse_time`, :func:`parse_interval`):
+the command line, the flows' parameters, the declaration and the simulator all read them here.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 
 @dataclass(frozen=True)
@@ -80,3 +88,64 @@ def _duration(interval: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 timestamp with a zone (``2026-01-01T00:15:00Z`` or ``…+00:00``), as an aware datetime.
+
+    Raises ``ValueError`` for text that is not a timestamp or has no zone.
+    """
+    cleaned = text.strip()
+    if cleaned[-1:] in ("Z", "z"):
+        cleaned = cleaned[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(cleaned)
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z"
+        ) from exc
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00"
+        )
+    return value
+
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
+
+
+def parse_interval(text: str) -> timedelta:
+    """A positive duration such as ``90s``, ``5m``, ``15m`` or ``1h``; ``ValueError`` otherwise."""
+    m = _INTERVAL.match(text)
+    if not m or int(m.group(1)) == 0:
+        raise ValueError(f"{text!r} is not an interval such as 5m, 15m, 1h or 90s")
+    amount, unit = int(m.group(1)), m.group(2)
+    return {
+        "s": timedelta(seconds=amount),
+        "m": timedelta(minutes=amount),
+        "h": timedelta(hours=amount),
+    }[unit]
+
+
+_DELTA_INTERVAL = re.compile(r"^\s*(?:interval\s+)?(\d+)\s*(second|minute|hour|day|week)s?\s*$", re.IGNORECASE)
+
+
+def parse_delta_interval(text: str) -> timedelta | None:
+    """A Delta table property's duration (``interval 30 days``, ``7 days``), or None if unreadable."""
+    m = _DELTA_INTERVAL.match(text)
+    if not m:
+        return None
+    return timedelta(**{f"{m.group(2).lower()}s": int(m.group(1))})
+
+
+def _interval_value(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_interval(value)
+    except ValueError:
+        raise ValueError(f"expected an interval such as 5m, 15m or 1h, got {value!r}") from None
+
+
+Interval = Annotated[timedelta, BeforeValidator(_interval_value)]
+"""A duration in a validated model, written as :func:`parse_interval` reads it (``15m``)."""

@@ -12,10 +12,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from lakehouse import bronze, gold, quality, replay, silver
+from lakehouse import replay
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset, GoldModel, Pipeline
-from lakehouse.gates import GateResult, blocking_error
+from lakehouse.layers import bronze, gold, silver
+from lakehouse.quality import GateResult, blocking_error
+from lakehouse.quality import scan_log as quality
+from lakehouse.specs import Dataset, GoldModel, Pipeline
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 from tasks.common import RETRY, engine_errors

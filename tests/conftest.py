@@ -33,7 +33,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest  # noqa: E402
 
-from lakehouse.moto_server import MotoServer, start_moto_server  # noqa: E402
+from lakehouse.dev.moto_server import MotoServer, start_moto_server  # noqa: E402
 from tests.shards import SHARDS  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY, free_port
+from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, free_port
 
 LAKEHOUSE = str(Path(sys.executable).with_name("lakehouse"))
 BUCKET = "lakehouse"  # deployments.stack.BUCKET

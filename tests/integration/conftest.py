@@ -24,7 +24,7 @@ import polars as pl
 import pytest
 
 from flows.backfill import WindowDone
-from lakehouse.moto_server import MotoServer
+from lakehouse.dev.moto_server import MotoServer
 from tests.conftest import InOrderBuild
 from tests.integration.helpers import contents, replay, scan_results, window_end
 
@@ -42,7 +42,7 @@ def _s3(endpoint: str) -> Any:
     """An S3 client of the moto server at ``endpoint``, from a session of its own (safe beside other threads)."""
     import boto3
 
-    from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY
+    from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY
 
     return boto3.session.Session().client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
                                           aws_secret_access_key=SECRET_KEY, region_name=REGION)

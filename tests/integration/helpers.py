@@ -7,12 +7,12 @@ from typing import Any
 
 import polars as pl
 
-from lakehouse.bronze import bronze_name
 from lakehouse.catalog import table_names
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
 from lakehouse.declaration import load
-from lakehouse.simulator import simulate
+from lakehouse.dev.simulator import simulate
+from lakehouse.layers.bronze import bronze_name
 from lakehouse.storage import open_store, storage_options
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,7 +82,7 @@ def contents(*, drop: tuple[str, ...] = ("_ingested_at",)) -> dict[str, pl.DataF
 
 def scan_results(*, drop: tuple[str, ...] = ("scanned_at", "run_id")) -> pl.DataFrame:
     """``quality.scan_results`` without what differs between two runs of one batch, sorted."""
-    from lakehouse.quality import scan_results_uri
+    from lakehouse.quality.scan_log import scan_results_uri
 
     settings = Settings()
     frame = pl.read_delta(scan_results_uri(settings), storage_options=storage_options(settings)).drop(drop)

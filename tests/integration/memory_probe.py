@@ -26,10 +26,10 @@ def _setup(orders: int) -> None:
 
     from lakehouse.commit import app_id, commit_properties
     from lakehouse.config import Settings
+    from lakehouse.dev.shop import DAILY_SALES, SHOP
+    from lakehouse.dev.simulator import simulate
     from lakehouse.engine import run_window
-    from lakehouse.shop import DAILY_SALES, SHOP
-    from lakehouse.silver import silver_schema
-    from lakehouse.simulator import simulate
+    from lakehouse.layers.silver import silver_schema
     from lakehouse.storage import open_store
     from lakehouse.window import window_ending_at
 
@@ -74,8 +74,8 @@ def _setup(orders: int) -> None:
 
 def _window() -> None:
     from lakehouse.config import Settings
+    from lakehouse.dev.shop import SHOP
     from lakehouse.engine import run_window
-    from lakehouse.shop import SHOP
     from lakehouse.window import window_ending_at
 
     run = run_window(Settings(), SHOP, window_ending_at(START + 2 * INTERVAL, INTERVAL))

@@ -2,7 +2,7 @@
 
 Against the session's moto server process and Prefect API; the interrupted backfill is the
 ``lakehouse backfill`` command in a subprocess, killed with SIGKILL at a crash point in a
-chosen window (``LAKEHOUSE_CRASH_AT`` + ``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/faults.py),
+chosen window (``LAKEHOUSE_CRASH_AT`` + ``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/dev/faults.py),
 and started again.
 """
 

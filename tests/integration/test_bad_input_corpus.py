@@ -19,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from lakehouse import bronze, declaration, silver
+from lakehouse import declaration
 from lakehouse.config import Settings
-from lakehouse.shop import SHOP
+from lakehouse.dev.shop import SHOP
+from lakehouse.layers import bronze, silver
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 

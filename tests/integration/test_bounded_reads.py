@@ -1,7 +1,7 @@
 """What a window reads does not grow with the tables' history (issue 10), seen from outside.
 
 Every S3 request of delta-rs, DuckDB and boto3 goes through a counting proxy in front of the
-moto server (lakehouse/s3proxy.py), and the windows run through the engine without Prefect
+moto server (lakehouse/dev/s3proxy.py), and the windows run through the engine without Prefect
 (``lakehouse.engine.run_window``), so the tally is exactly the window's own reads.
 """
 
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from lakehouse.config import Settings
+from lakehouse.dev.s3proxy import ProxyProcess, Tally
+from lakehouse.dev.shop import SHOP
 from lakehouse.engine import run_window
-from lakehouse.s3proxy import ProxyProcess, Tally
-from lakehouse.shop import SHOP
 from lakehouse.window import Window
 from tests.integration.conftest import WINDOWS, InOrder
 from tests.integration.helpers import INTERVAL, window_end

@@ -2,7 +2,7 @@
 
 Two real processes (``tests/integration/writer.py``) run windows against the same
 warehouse, a local folder and moto S3 over HTTP. They meet at the rendezvous
-``commit.checked`` (``lakehouse/faults.py``) before every write: both have read the table
+``commit.checked`` (``lakehouse/dev/faults.py``) before every write: both have read the table
 and found the batch not committed, and both then write. That is the race two ``lakehouse
 run`` processes started together hit now and then (1 trial in 4 on a local path), made
 deterministic so that one trial shows it: both check, then they write one after the other.
@@ -26,12 +26,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from lakehouse import bronze
 from lakehouse.catalog import table_names
 from lakehouse.config import Settings
 from lakehouse.declaration import load
+from lakehouse.dev.moto_server import MotoServer
 from lakehouse.engine import run_window
-from lakehouse.moto_server import MotoServer
+from lakehouse.layers import bronze
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 from tests.conftest import new_warehouse

@@ -16,9 +16,10 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from lakehouse import bronze, duck, silver
+from lakehouse import duck
 from lakehouse.config import Settings
-from lakehouse.shop import SHOP
+from lakehouse.dev.shop import SHOP
+from lakehouse.layers import bronze, silver
 from lakehouse.storage import UnsafeKey, open_store, storage_options
 from lakehouse.window import window_ending_at
 

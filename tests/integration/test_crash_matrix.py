@@ -2,7 +2,7 @@
 run again or (b) the next window; either way every table ends as an uninterrupted run left it.
 
 A run is killed with SIGKILL at a crash point (``LAKEHOUSE_CRASH_AT`` and
-``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/faults.py): window 2 of the session's in-order
+``LAKEHOUSE_CRASH_AT_HIT``, lakehouse/dev/faults.py): window 2 of the session's in-order
 warehouse after window 1, or a quarantine replay after window 4. Each point is killed once,
 in a ``lakehouse`` subprocess, while the tests before it run (fixture ``killed``); the killed
 warehouse is then copied, so both variants start from the same killed state: (b) runs at
@@ -37,8 +37,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse.faults import POINTS
-from lakehouse.moto_server import MotoServer
+from lakehouse.dev.faults import POINTS
+from lakehouse.dev.moto_server import MotoServer
 from tests.conftest import environment
 from tests.integration.conftest import InOrder, Replayed, copy_bucket, point_at
 from tests.integration.helpers import contents, replay, run, scan_results, window_end

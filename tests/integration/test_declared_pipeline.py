@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse import gold
 from lakehouse.config import Settings
 from lakehouse.declaration import load
+from lakehouse.layers import gold
 from lakehouse.storage import open_store
 from tests.integration.helpers import read
 

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from lakehouse.dev.s3proxy import ProxyProcess
 from lakehouse.errors import is_transient
-from lakehouse.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
-from lakehouse.s3proxy import ProxyProcess
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """``unknown_fields: evolve``: the silver table gains a batch's new members as columns, in
-the merge's own commit, typed by a documented rule (lakehouse/evolve.py); what cannot be
+the merge's own commit, typed by a documented rule (lakehouse/layers/silver/evolve.py); what cannot be
 typed without coercion is quarantined with the reason. Real Delta tables on a local
 warehouse, the engine without Prefect."""
 
@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from deltalake import DeltaTable
 
-from lakehouse import gold
 from lakehouse.config import Settings
 from lakehouse.declaration import parse
 from lakehouse.engine import run_window
-from lakehouse.evolve import infer
+from lakehouse.layers import gold
+from lakehouse.layers.silver.evolve import infer
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 

@@ -2,7 +2,7 @@
 
 The engine runs windows without Prefect (its retries are not what is watched here); a
 crash is a real SIGKILL of a writer process at a deterministic crash point
-(``LAKEHOUSE_CRASH_AT``, lakehouse/faults.py).
+(``LAKEHOUSE_CRASH_AT``, lakehouse/dev/faults.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import sys
 import polars as pl
 import pytest
 
-from lakehouse import bronze, replay, silver
+from lakehouse import replay
 from lakehouse.config import Settings
 from lakehouse.declaration import load
 from lakehouse.engine import run_window
+from lakehouse.layers import bronze, silver
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 from tests.integration.helpers import INTERVAL, land, read, window_end
@@ -139,7 +140,7 @@ def test_a_same_key_same_updated_at_pair_with_other_values_is_a_conflict_not_a_d
 
 
 def test_a_gate_scanned_again_for_the_same_batch_records_its_checks_once() -> None:
-    from lakehouse import quality
+    from lakehouse.quality import scan_log as quality
 
     settings = Settings()
     land(2, orders=10)

@@ -2,7 +2,7 @@
 the same tables as a clean run, and no row or commit lands twice (issue 11, item 4).
 
 Every request of delta-rs, DuckDB and boto3 for the flaky warehouse passes through the
-fault-injecting proxy in front of the moto server (lakehouse/s3proxy.py): 10 % of requests fail
+fault-injecting proxy in front of the moto server (lakehouse/dev/s3proxy.py): 10 % of requests fail
 as object storage fails (500, 503 SlowDown, a reset connection, a slow answer), 30 % of the
 commit PUTs are applied but answered with a 500 (a lost acknowledgement), and a landing
 file's body is cut short. The window runs through the engine without Prefect; when it fails
@@ -15,9 +15,9 @@ import polars as pl
 import pytest
 
 from lakehouse.config import Settings
+from lakehouse.dev.s3proxy import ProxyProcess
+from lakehouse.dev.shop import SHOP
 from lakehouse.engine import run_window
-from lakehouse.s3proxy import ProxyProcess
-from lakehouse.shop import SHOP
 from lakehouse.window import Window
 from tests.integration.conftest import InOrder
 from tests.integration.helpers import INTERVAL, contents, window_end

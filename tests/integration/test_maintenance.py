@@ -13,12 +13,13 @@ from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from polars.testing import assert_frame_equal
 
-from lakehouse import bronze, maintenance
-from lakehouse.bronze import BRONZE_SCHEMA
+from lakehouse import maintenance
 from lakehouse.commit import commit_properties, ensure_table, open_table
 from lakehouse.config import Settings
 from lakehouse.declaration import load
 from lakehouse.errors import CommitConflict
+from lakehouse.layers import bronze
+from lakehouse.layers.bronze import BRONZE_SCHEMA
 from lakehouse.storage import open_store, storage_options
 from tests.integration.helpers import contents, land, read, run, versions, without
 from tests.integration.helpers import window_end as end_of

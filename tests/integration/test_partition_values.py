@@ -14,10 +14,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse import gold
 from lakehouse.config import Settings
 from lakehouse.declaration import parse
 from lakehouse.engine import run_window
+from lakehouse.layers import gold
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 
@@ -88,11 +88,11 @@ def test_partition_values_with_spaces_and_percent_on_s3(warehouse: str) -> None:
 
 @pytest.mark.parametrize("start", [0, 1, 2])
 def test_the_log_reader_gives_the_feed_load_cdf_gives(tmp_path, start: int) -> None:  # type: ignore[no-untyped-def]
-    """On a table load_cdf can read, lakehouse.cdf gives the same rows."""
+    """On a table load_cdf can read, lakehouse.layers.gold.cdf gives the same rows."""
     import pyarrow as pa
     from deltalake import DeltaTable, write_deltalake
 
-    from lakehouse import cdf
+    from lakehouse.layers.gold import cdf
     from lakehouse.storage import LocalStore
 
     uri = str(tmp_path / "t")

@@ -9,13 +9,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse import gold
 from lakehouse.catalog import connect
 from lakehouse.commit import app_id, open_table
 from lakehouse.config import Settings
 from lakehouse.declaration import load
-from lakehouse.shop import DAILY_SALES
-from lakehouse.simulator import new_product
+from lakehouse.dev.shop import DAILY_SALES
+from lakehouse.dev.simulator import new_product
+from lakehouse.layers import gold
 from lakehouse.storage import storage_options
 from tests.conftest import new_warehouse
 from tests.integration.conftest import WINDOWS, InOrder, Replayed

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from lakehouse.moto_server import MotoServer
-from lakehouse.s3proxy import ProxyProcess
-from lakehouse.shop import SHOP
+from lakehouse.dev.moto_server import MotoServer
+from lakehouse.dev.s3proxy import ProxyProcess
+from lakehouse.dev.shop import SHOP
 from tests.conftest import new_warehouse
 from tests.integration.helpers import land, run, window_end
 from tests.integration.test_unreadable_files import task_attempts

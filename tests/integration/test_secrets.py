@@ -29,7 +29,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.moto_server import MotoServer
+from lakehouse.dev.moto_server import MotoServer
 from tests.conftest import new_warehouse
 from tests.e2e.test_cli import invoke
 from tests.integration.helpers import land, window_end

@@ -16,10 +16,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from lakehouse import bronze, gold, silver
 from lakehouse.config import Settings
+from lakehouse.dev.shop import SHOP
 from lakehouse.errors import StaleBatch
-from lakehouse.shop import SHOP
+from lakehouse.layers import bronze, gold, silver
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 from tests.integration.helpers import INTERVAL, land, window_end

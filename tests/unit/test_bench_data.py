@@ -56,8 +56,8 @@ def test_window_shape() -> None:
 
 
 def test_landing_files_parse_cleanly_into_the_declared_specs(tmp_path) -> None:
-    from lakehouse.landing import FileCursor, pending_files, read_lines
-    from lakehouse.transform import parse_records
+    from lakehouse.layers.silver.transform import parse_records
+    from lakehouse.sources.files import FileCursor, pending_files, read_lines
 
     shape = data.Shape(lines=300, seed=7, lines_per_file=100)
     store = LocalStore(tmp_path)

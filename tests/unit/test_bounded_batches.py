@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from lakehouse import bronze, silver
 from lakehouse.config import Settings
-from lakehouse.shop import SHOP
+from lakehouse.dev.shop import SHOP
+from lakehouse.layers import bronze, silver
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
 

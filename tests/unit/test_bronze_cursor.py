@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse import bronze
-from lakehouse.bronze import BRONZE_SCHEMA, CURSOR_KEY
 from lakehouse.commit import latest_metadata
 from lakehouse.config import Settings
-from lakehouse.shop import SHOP
+from lakehouse.dev.shop import SHOP
+from lakehouse.layers import bronze
+from lakehouse.layers.bronze import BRONZE_SCHEMA, CURSOR_KEY
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
 

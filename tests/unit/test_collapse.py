@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lakehouse.shop import ORDERS
-from lakehouse.transform import collapse, conflicts
+from lakehouse.dev.shop import ORDERS
+from lakehouse.layers.silver.transform import collapse, conflicts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

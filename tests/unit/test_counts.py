@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lakehouse.errors import CountsMismatch, TerminalError
-from lakehouse.silver import Counts
+from lakehouse.layers.silver import Counts
 
 
 def test_counts_that_add_up_but_disagree_with_bronze_or_the_keys_fail_before_the_commit() -> None:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from lakehouse.declaration import parse
+from lakehouse.dev.shop import SHOP_YAML
 from lakehouse.errors import ConfigError
-from lakehouse.shop import SHOP_YAML
 
 BASE: dict[str, Any] = yaml.safe_load(SHOP_YAML)
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from lakehouse import faults
+from lakehouse.dev import faults
 
 
 @pytest.fixture
@@ -44,5 +44,5 @@ def test_a_hit_count_kills_on_the_nth_hit_only(kills: list[int], monkeypatch: py
 
 
 def test_an_unknown_point_is_refused() -> None:
-    with pytest.raises(ValueError, match="add it to lakehouse.faults.POINTS"):
+    with pytest.raises(ValueError, match="add it to lakehouse.dev.faults.POINTS"):
         faults.crash_point("silver.half-merged")

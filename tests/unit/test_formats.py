@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from lakehouse.landing import parse_file
-from lakehouse.shop import ORDERS
-from lakehouse.transform import parse_records
+from lakehouse.dev.shop import ORDERS
+from lakehouse.layers.silver.transform import parse_records
+from lakehouse.sources.files import parse_file
 
 CSV = b"order_id,customer_id,status,ordered_at,updated_at\nO1,C1,paid,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z\nO2,C2,lost,2026-01-01T00:01:00Z,2026-01-01T00:02:00Z\n"
 

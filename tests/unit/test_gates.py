@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from lakehouse.gates import TYPES_CHECK, CheckOutcome, GateResult, build_contract, run_gate
-from lakehouse.shop import ORDER_ITEMS, ORDERS
+from lakehouse.dev.shop import ORDER_ITEMS, ORDERS
+from lakehouse.quality import TYPES_CHECK, CheckOutcome, GateResult, build_contract, run_gate
 from lakehouse.specs import Check, Column, TableSpec
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
@@ -226,9 +226,9 @@ def test_soda_chatter_stays_off_the_console(caplog: pytest.LogCaptureFixture, ca
     assert out == "" and err == ""
     assert [r for r in caplog.records if r.name.startswith("soda")] == []
     caplog.clear()
-    caplog.set_level(logging.DEBUG, logger="lakehouse.gates.soda")
+    caplog.set_level(logging.DEBUG, logger="lakehouse.quality.soda")
     gate(orders(), ORDERS, stage="bronze_to_silver", strict=False)
-    routed = [r for r in caplog.records if r.name == "lakehouse.gates.soda"]
+    routed = [r for r in caplog.records if r.name == "lakehouse.quality.soda"]
     assert routed and all(r.levelno == logging.DEBUG for r in routed)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from lakehouse.gold import _latest
+from lakehouse.layers.gold import _latest
 
 
 def test_the_last_image_of_each_key_stands_unless_it_was_deleted() -> None:

@@ -184,7 +184,7 @@ def test_a_conflicting_commit_is_a_transient_conflict(tmp_path: Path) -> None:
     target, _ = producer(tmp_path)
     stale = DeltaTable(target.uri)
     DeltaTable(target.uri).delete("id = 1")  # another writer rewrites a file the compaction reads
-    with pytest.raises(CommitConflict, match="bronze.t_raw"), maintenance._conflicts(target):
+    with pytest.raises(CommitConflict, match="bronze.t_raw"), maintenance.conflicts(target):
         stale.optimize.compact()
 
 

@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lakehouse import sql
+from lakehouse.layers.silver.transform import collapse, order_columns
 from lakehouse.specs import Column, TableSpec
-from lakehouse.transform import collapse, order_columns
 
 SPEC = TableSpec(
     "items",

@@ -47,3 +47,17 @@ def test_micro_batches_run_on_an_interval_one_at_a_time() -> None:
         if d["entrypoint"].endswith(":micro_batch"):
             (schedule,) = d["schedules"]
             assert 300 <= schedule["interval"] <= 900
+
+
+def test_the_window_length_has_one_source_the_declaration() -> None:
+    """A micro-batch deployment passes no interval of its own (the flow reads the pipeline's), and
+    its schedule runs once per declared window: the two cannot disagree unnoticed."""
+    from lakehouse.declaration import load
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for d in config["deployments"]:
+        if d["entrypoint"].endswith(":micro_batch"):
+            assert "interval" not in (d.get("parameters") or {}), d["name"]
+            pipeline = load().pipeline((d.get("parameters") or {}).get("pipeline"))
+            (schedule,) = d["schedules"]
+            assert schedule["interval"] == pipeline.interval.total_seconds(), d["name"]

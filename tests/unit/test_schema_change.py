@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import bronze, silver
 from lakehouse.config import Settings
+from lakehouse.dev.shop import SHOP
 from lakehouse.errors import SchemaDrift
-from lakehouse.shop import SHOP
+from lakehouse.layers import bronze, silver
 from lakehouse.specs import Column
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at

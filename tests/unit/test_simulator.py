@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from lakehouse.shop import ORDER_STATUSES
-from lakehouse.simulator import SimulatedWindow, parse_interval, parse_time, simulate
+from lakehouse.dev.shop import ORDER_STATUSES
+from lakehouse.dev.simulator import SimulatedWindow, simulate
 from lakehouse.storage import LocalStore
+from lakehouse.window import parse_interval, parse_time
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 INTERVAL = timedelta(minutes=15)

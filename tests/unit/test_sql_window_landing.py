@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from lakehouse import sql
-from lakehouse.landing import (
+from lakehouse.sources.files import (
     FileCursor,
     LandedFile,
     batches,

@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from lakehouse.models import run_model, touched_partitions
-from lakehouse.shop import DAILY_SALES, ORDER_ITEMS, ORDERS
+from lakehouse.dev.shop import DAILY_SALES, ORDER_ITEMS, ORDERS
+from lakehouse.layers.gold.models import run_model, touched_partitions
+from lakehouse.layers.silver.transform import collapse, parse_records, unknown_field_counts
 from lakehouse.specs import Column, TableSpec
-from lakehouse.transform import collapse, parse_records, unknown_field_counts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from lakehouse.landing import UNREADABLE_LINE, parse_file
-from lakehouse.shop import ORDERS
-from lakehouse.transform import parse_records
+from lakehouse.dev.shop import ORDERS
+from lakehouse.layers.silver.transform import parse_records
+from lakehouse.sources.files import UNREADABLE_LINE, parse_file
 
 GOOD = b'{"order_id": "O1", "customer_id": "C1", "status": "paid", "ordered_at": "2026-01-01T00:01:00Z", "updated_at": "2026-01-01T00:02:00Z"}\n'
 

@@ -69,7 +69,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -386,40 +385,3 @@ def simulate(
             SimulatedWindow(w_start, w_start + interval, tuple(sorted(files)), n_orders, n_items)
         )
     return out
-
-
-def parse_time(text: str) -> datetime:
-    """An ISO 8601 timestamp with a zone (``2026-01-01T00:15:00Z`` or ``…+00:00``), as an aware datetime.
-
-    Raises ``ValueError`` for text that is not a timestamp or has no zone.
-    """
-    cleaned = text.strip()
-    if cleaned[-1:] in ("Z", "z"):
-        cleaned = cleaned[:-1] + "+00:00"
-    try:
-        value = datetime.fromisoformat(cleaned)
-    except ValueError as exc:
-        raise ValueError(
-            f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z"
-        ) from exc
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00"
-        )
-    return value
-
-
-_INTERVAL = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
-
-
-def parse_interval(text: str) -> timedelta:
-    """A positive duration such as ``90s``, ``5m``, ``15m`` or ``1h``; ``ValueError`` otherwise."""
-    m = _INTERVAL.match(text)
-    if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{text!r} is not an interval such as 5m, 15m, 1h or 90s")
-    amount, unit = int(m.group(1)), m.group(2)
-    return {
-        "s": timedelta(seconds=amount),
-        "m": timedelta(minutes=amount),
-        "h": timedelta(hours=amount),
-    }[unit]

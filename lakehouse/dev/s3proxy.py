@@ -15,7 +15,7 @@ instead answers the first ``N`` requests whose method, path and query (``GET
 bodies are cut short), and forwards the rest.
 Each injected fault is counted in the tally.
 
-It runs as its own process (``python -m lakehouse.s3proxy UPSTREAM``), for the reason moto
+It runs as its own process (``python -m lakehouse.dev.s3proxy UPSTREAM``), for the reason moto
 does (STACK.md): some delta-rs calls hold the GIL while they wait for the network, so a
 server thread in the same process never answers them. ``GET /__tally`` returns the tally
 as JSON and starts a fresh one.
@@ -275,7 +275,7 @@ class ProxyProcess:
 
     def __init__(self, upstream: str) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "lakehouse.s3proxy", upstream], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-m", "lakehouse.dev.s3proxy", upstream], stdout=subprocess.PIPE, text=True
         )
         assert self._process.stdout is not None
         self.endpoint_url = self._process.stdout.readline().strip()

@@ -49,16 +49,7 @@ class MotoServer:
         }
 
     def create_bucket(self, bucket: str) -> None:
-        import boto3
-
-        client = boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            region_name=REGION,
-        )
-        client.create_bucket(Bucket=bucket)
+        client_of(self.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -97,3 +88,14 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
             time.sleep(0.1)
     server.stop()
     raise SourceUnavailable(f"moto server did not answer on port {port} within {timeout}s")
+
+
+def client_of(endpoint_url: str) -> object:
+    """A boto3 S3 client of the moto server at ``endpoint_url`` (:func:`lakehouse.storage.s3_client`)."""
+    from lakehouse.config import Settings
+    from lakehouse.storage import s3_client
+
+    return s3_client(Settings(
+        aws_endpoint_url=endpoint_url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        aws_region=REGION,
+    ))

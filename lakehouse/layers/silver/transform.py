@@ -11,12 +11,11 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-from lakehouse import records
-from lakehouse.landing import UNREADABLE_LINE
-from lakehouse.specs import Check, Column, TableSpec
-
-BRONZE_VERSION = "_bronze_version"
-"""The bronze commit version that delivered a row: its delivery order."""
+from lakehouse.checks import References, kind_of
+from lakehouse.layers.bronze import BRONZE_VERSION
+from lakehouse.sources import records
+from lakehouse.sources.files import UNREADABLE_LINE
+from lakehouse.specs import Column, TableSpec
 
 ORDER_COLUMNS = ("_landed_at", "_source_position", BRONZE_VERSION, "_line")
 """Ingestion order, after the spec's ordering column: deterministic, from the source.
@@ -44,42 +43,6 @@ def _derive(column: Column) -> pl.Expr:
     raise ValueError(f"column {column.name}: unknown derivation {column.derive!r}")
 
 
-def _rule(check: Check, references: Mapping[str, pl.Series]) -> tuple[pl.Expr, pl.Expr] | None:
-    """(violated, reason) of a row-level check, or None for batch-level checks."""
-    col = pl.col(check.column) if check.column else None
-    if check.kind == "reference" and col is not None:
-        if check.name not in references:
-            raise ValueError(f"{check.name}: the keys of {check.ref_dataset} were not given")
-        known = references[check.name]
-        return (
-            col.is_not_null() & ~col.cast(pl.String).is_in(known.cast(pl.String).implode()),
-            pl.format(f"unknown {check.column}: '{{}}' is not in silver.{check.ref_dataset}", col.cast(pl.String)),
-        )
-    if check.kind == "missing" and col is not None:
-        return col.is_null(), pl.lit(f"missing {check.column}")
-    if check.kind == "valid_values" and col is not None:
-        allowed = ", ".join(check.values)
-        return (
-            col.is_not_null() & ~col.cast(pl.String).is_in(list(check.values)),
-            pl.format(f"invalid {check.column}: '{{}}' is not one of [{allowed}]", col),
-        )
-    if check.kind == "range" and col is not None:
-        bad = pl.lit(False)
-        if check.min is not None:
-            bad = bad | (col.cast(pl.Float64) < check.min)
-        if check.max is not None:
-            bad = bad | (col.cast(pl.Float64) > check.max)
-        lo = "" if check.min is None else f"{check.min:g}"
-        hi = "" if check.max is None else f"{check.max:g}"
-        return (
-            col.is_not_null() & bad,
-            pl.format(f"{check.column} {{}} out of range [{lo}, {hi}]", col.cast(pl.String)),
-        )
-    return None
-
-
-References = Mapping[str, pl.Series]
-"""The keys each ``reference`` check's value must be one of, by check name (``reference(product_id)``)."""
 
 
 def parse_records(
@@ -92,7 +55,7 @@ def parse_records(
     """Type raw JSON lines by ``spec`` and attach a ``_reject_reason`` (null when clean).
 
     ``references`` maps the name of each ``reference`` check (``reference(product_id)``)
-    to the keys its value must be one of (:func:`lakehouse.silver.reference_keys`); or it
+    to the keys its value must be one of (:func:`lakehouse.layers.silver.reference_keys`); or it
     is a function that, given the values the records hold for each check (their text, read
     in the same parse), returns those keys: a semi-join without parsing the records twice.
 
@@ -100,12 +63,12 @@ def parse_records(
     ``_raw``, ``_reject_reason`` and ``_unknown_fields`` (the record's members that are not
     columns, a case or whitespace variant of a column shown as ``AMOUNT (looks like
     amount)``). A line that is not a JSON object, a member repeated, a field whose JSON
-    type or text does not fit its column (:func:`lakehouse.records.convert`), a null in a
+    type or text does not fit its column (:func:`lakehouse.sources.records.convert`), a null in a
     column declared ``nullable: false``, an unknown member when the spec says
     ``unknown_fields: fail``, and a violated row-level check each add a reason; a row is
     rejected when it has any. ``refuse`` maps members that ``unknown_fields: evolve`` cannot
-    add (:func:`lakehouse.evolve.infer`) to why: a record carrying one is rejected with it.
-    Each record is parsed once per batch (:func:`lakehouse.records.members`).
+    add (:func:`lakehouse.layers.silver.evolve.infer`) to why: a record carrying one is rejected with it.
+    Each record is parsed once per batch (:func:`lakehouse.sources.records.members`).
     """
     frame = lines.collect()
     raw = pl.col("_raw")
@@ -118,7 +81,7 @@ def parse_records(
         references = references({
             check.name: found.get_column(records.text_name(check.column)).drop_nulls().unique()
             for check in spec.checks
-            if check.kind == "reference" and check.column is not None
+            if check.ref_dataset is not None and check.column is not None
         })
     keys = pl.col(records.KEYS)
     is_object = keys.is_not_null()
@@ -140,7 +103,7 @@ def parse_records(
             pl.format("malformed: member {} appears twice", keys.list.eval(pl.element().filter(pl.element().is_duplicated())).list.unique(maintain_order=True).list.join(", ")),
         ),
     ]
-    missing_checked = {ch.column for ch in spec.checks if ch.kind == "missing"}
+    missing_checked = {ch.column for ch in spec.checks if kind_of(ch).rejects_nulls}
     for c, (_, refused, reason) in zip(fields, converted, strict=True):
         checks.append((refused, reason))
         if not c.nullable and c.name not in missing_checked:
@@ -158,7 +121,7 @@ def parse_records(
             pl.lit(f"unknown field {name}: unknown_fields: evolve cannot add it: {why}"),
         ))
     for check in spec.checks:
-        rule = _rule(check, references or {})
+        rule = kind_of(check).rule(check, references or {})
         if rule is not None:
             violated, reason = rule
             checks.append((is_record & violated, reason))

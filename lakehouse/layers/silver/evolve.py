@@ -1,6 +1,6 @@
 """``unknown_fields: evolve``: members that are not columns become silver columns.
 
-Pure functions, no I/O (the in-memory DuckDB of :mod:`lakehouse.records` is used as a pure
+Pure functions, no I/O (the in-memory DuckDB of :mod:`lakehouse.sources.records` is used as a pure
 function over the batch's raw text). Two things make up a dataset's effective spec:
 
 - the columns an earlier batch already added to the silver table (:func:`table_columns`):
@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from lakehouse import records
-from lakehouse.specs import Column, TableSpec
+from lakehouse.sources import records
+from lakehouse.specs import Column, TableSpec, from_delta
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _EXACT_DOUBLE = 2.0**53
@@ -54,14 +54,6 @@ _KIND_WORDS = {
     "BOOLEAN": "a JSON boolean",
     "ARRAY": "a JSON array",
     "OBJECT": "a JSON object",
-}
-_DELTA_TYPES = {
-    "string": "string",
-    "long": "int64",
-    "double": "float64",
-    "boolean": "bool",
-    "date": "date",
-    "timestamp": "timestamp",
 }
 
 
@@ -79,8 +71,7 @@ class Evolution:
 
 def dtype_of(delta_type: str) -> str | None:
     """Our type name of a Delta primitive type (``long`` → ``int64``), None if it has none."""
-    m = re.match(r"^decimal\((\d+),\s*(\d+)\)$", delta_type)
-    return f"decimal({m.group(1)},{m.group(2)})" if m else _DELTA_TYPES.get(delta_type)
+    return from_delta(delta_type)
 
 
 def table_columns(spec: TableSpec, fields: Iterable[tuple[str, str]], *, lineage: Iterable[str]) -> tuple[Column, ...]:

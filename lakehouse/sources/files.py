@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from lakehouse import records
+from lakehouse.sources import records
 from lakehouse.storage import ObjectInfo, ObjectStore, UnsafeKey
 
 _KEY_TIME = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})/")
@@ -261,8 +261,8 @@ def _csv_records(text: str) -> pl.DataFrame:
 
     Each row is checked on its own, so one bad row does not take the file with it: a row
     whose quoting is broken or whose field count differs from the header's becomes a
-    record that says so (:data:`lakehouse.records.ERROR_MEMBER`) and keeps its own text
-    (:data:`lakehouse.records.LINE_MEMBER`); a header that names a column twice makes every
+    record that says so (:data:`lakehouse.sources.records.ERROR_MEMBER`) and keeps its own text
+    (:data:`lakehouse.sources.records.LINE_MEMBER`); a header that names a column twice makes every
     row such a record, since which value is which cannot be told. A quoted field may span
     lines; ``_line`` is the line a row starts on. An empty cell is null.
     """

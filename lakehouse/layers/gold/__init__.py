@@ -2,7 +2,7 @@
 
 For each model, the silver versions it last consumed are application transactions in its
 own commits. The change data feed of each input since then gives the changed rows (old
-and new versions), :func:`lakehouse.models.touched_partitions` turns them into the result
+and new versions), :func:`lakehouse.layers.gold.models.touched_partitions` turns them into the result
 partitions they can move (an order whose date was corrected: both days; a late order
 line: its order's day), those partitions are recomputed from current silver and replaced
 with one predicate overwrite that records every input version consumed (invariant 1).
@@ -20,22 +20,23 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from lakehouse import cdf, duck, sql
+from lakehouse import duck, sql
 from lakehouse.commit import (
-    app_id,
     committed_version,
     ensure_table,
+    gold_app,
     open_table,
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import GoldModel, Pipeline
+from lakehouse.dev.faults import crash_point
 from lakehouse.errors import ConfigError, StaleBatch
-from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult, blocking_error, run_gate
-from lakehouse.models import DeltaSnapshot, run_model, touched_partitions
+from lakehouse.layers.gold import cdf
+from lakehouse.layers.gold.models import DeltaSnapshot, run_model, touched_partitions
+from lakehouse.layers.silver.transform import business_key
+from lakehouse.quality import GateResult, blocking_error, run_gate
+from lakehouse.specs import GoldModel, Pipeline
 from lakehouse.storage import open_store, storage_options
-from lakehouse.transform import business_key
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,14 @@ class GoldResult:
 
 
 def _app(model: GoldModel, upstream: str) -> str:
-    return app_id(f"gold/{model.spec.name}", f"silver/{upstream}")
+    return gold_app(model.spec.name, upstream)
 
 
 def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: str) -> pl.DataFrame:
     """Silver's change data feed for versions ``start..end``: every pre- and post-image.
 
     A table partitioned by values with a space or ``%`` has its feed read from the log
-    (:mod:`lakehouse.cdf`): delta-rs' ``load_cdf`` does not find those files.
+    (:mod:`lakehouse.layers.gold.cdf`): delta-rs' ``load_cdf`` does not find those files.
     """
     try:
         reader = table.load_cdf(starting_version=start, ending_version=end)

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from lakehouse import commit
 from lakehouse.commit import ensure_table, write_once
 from lakehouse.config import Settings
-from lakehouse.faults import crash_point
-from lakehouse.gates import GateResult
+from lakehouse.dev.faults import crash_point
+from lakehouse.quality.results import GateResult
 from lakehouse.storage import join, storage_options
 from lakehouse.window import Window
 
@@ -45,10 +46,9 @@ def scan_results_uri(settings: Settings) -> str:
 def scan_app(result: GateResult, consumer: str) -> str:
     """The application id of one gate's scans of what ``consumer`` (an app id) consumes.
 
-    >>> scan_app(GateResult("silver.orders", "bronze_to_silver", True, [], 0), "lakehouse:silver/orders<-bronze/orders_raw")
-    'lakehouse:quality/scan_results<-silver.orders:bronze_to_silver@lakehouse:silver/orders<-bronze/orders_raw'
+    (:func:`lakehouse.commit.scan_app`).
     """
-    return f"lakehouse:quality/scan_results<-{result.table}:{result.stage}@{consumer}"
+    return commit.scan_app(result.table, result.stage, consumer)
 
 
 def record(

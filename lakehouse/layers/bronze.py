@@ -20,16 +20,15 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lakehouse.commit import (
     Landed,
-    app_id,
+    bronze_app,
     committed_version,
     ensure_table,
     latest_metadata,
     write_once,
 )
 from lakehouse.config import Settings
-from lakehouse.declaration import Dataset
-from lakehouse.landing import FileCursor, LandedFile, batches, pending_files, read_lines
-from lakehouse.specs import TableSpec
+from lakehouse.sources.files import FileCursor, LandedFile, batches, pending_files, read_lines
+from lakehouse.specs import Dataset, TableSpec
 from lakehouse.storage import ObjectStore, storage_options
 from lakehouse.window import Window
 
@@ -58,6 +57,9 @@ BRONZE_CONFIGURATION = {
 }
 """Table properties of a new bronze table."""
 
+
+BRONZE_VERSION = "_bronze_version"
+"""The column of a row read from bronze that holds the bronze commit version that delivered it: its delivery order."""
 
 REPLAY_SOURCE = "replay"
 """``_source`` of the rows a quarantine replay appends (``lakehouse.replay``)."""
@@ -134,7 +136,7 @@ def ingest(
     uri = settings.table_uri("bronze", name)
     options = storage_options(settings)
     prefix = dataset.prefix
-    app = app_id(f"bronze/{name}", f"landing/{prefix}")
+    app = bronze_app(name, prefix)
     table = ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
 
     position = cursor(table, uri, options)

@@ -1,0 +1,25 @@
+"""``missing: <column>``: the value is null or absent. Row-level; Soda's ``missing`` check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from lakehouse.checks.base import CheckKind, Contract, References, register
+from lakehouse.specs import Check
+
+
+@register
+class Missing(CheckKind):
+    name = "missing"
+    order = 10
+    row_level = True
+    rejects_nulls = True
+    percent = True
+
+    def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
+        return pl.col(check.column).is_null(), pl.lit(f"missing {check.column}")
+
+    def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
+        return [{"missing": {"name": check.name, "threshold": contract.percent_threshold(check)}}]

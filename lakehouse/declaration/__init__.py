@@ -1,0 +1,49 @@
+"""Pipelines declared in one YAML file: sources, datasets, checks and gold SQL models.
+
+The file is validated when it is loaded, by typed models (:mod:`.schema`) and then by
+cross-references (:mod:`.build`: a key must name a column, a check a column, a model an
+existing silver table …). Every problem is reported with the file, the path inside it and
+what was expected (:mod:`.errors`)::
+
+    lakehouse.yaml: pipelines.shop.datasets.orders.key: 'order_idd' is not a column of
+    orders (columns: order_id, customer_id, …)
+
+Everything else — bronze and silver schemas, merge predicates, Soda contracts, row-level
+rules, gold recomputation, the CLI's table names — is derived from what is loaded here, the
+loaded form of :mod:`lakehouse.specs`; the engine imports specs, not this package.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lakehouse.declaration.build import DEFAULT_FILE, parse
+from lakehouse.errors import ConfigError
+from lakehouse.specs import Dataset, Declaration, GoldModel, Pipeline
+
+__all__ = ["DEFAULT_FILE", "Dataset", "Declaration", "GoldModel", "Pipeline", "load", "parse"]
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_once(text: str, path: str) -> Declaration:
+    """:func:`parse`, remembered by text: a flow run loads its declaration several times
+    (run name, window, tasks), and the gold models' DuckDB type inference is not free."""
+    return parse(text, path=path)
+
+
+def load(path: str | Path | None = None) -> Declaration:
+    """Load ``path``, else ``$LAKEHOUSE_CONFIG``, else ``./lakehouse.yaml``, else the shop."""
+    import os
+
+    chosen = path or os.environ.get("LAKEHOUSE_CONFIG")
+    if chosen is None and Path(DEFAULT_FILE).exists():
+        chosen = DEFAULT_FILE
+    if chosen is None:
+        text = resources.files("lakehouse").joinpath("pipelines/shop.yaml").read_text()
+        return _parse_once(text, "<built-in shop pipeline>")
+    file = Path(chosen)
+    if not file.exists():
+        raise ConfigError(f"configuration file {file} does not exist")
+    return _parse_once(file.read_text(), str(file))

@@ -1,0 +1,75 @@
+"""A gold model's result spec, inferred by DuckDB from its SQL over the declared silver schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lakehouse.declaration.parts import check, z_order
+from lakehouse.specs import Column, Dataset, GoldModel, TableSpec, from_duckdb, is_identifier
+
+
+def gold_model(
+    name: str, decl: Any, datasets: dict[str, Dataset], where: str, problems: Any,
+    declared: frozenset[str] = frozenset(),
+) -> GoldModel | None:
+    import duckdb
+
+    from lakehouse.layers.gold.models import referenced_tables
+
+    if not is_identifier(name):
+        problems.add(where, f"{name!r} is not a valid model name (letters, digits and _)")
+        return None
+    try:
+        inputs = referenced_tables(decl.sql)
+    except Exception as exc:  # duckdb raises its own parser errors
+        problems.add(where + ".sql", f"does not parse: {exc}")
+        return None
+    if any(t in declared and t not in datasets for t in inputs):
+        return None  # an input is declared but invalid: its own problem is reported, not a follow-on
+    unknown = [t for t in inputs if t not in datasets]
+    if unknown or not inputs:
+        problems.add(
+            where + ".sql",
+            f"reads {', '.join('silver.' + t for t in unknown) or 'no silver table'}; "
+            f"a model reads silver tables by name: {', '.join('silver.' + d for d in datasets)}",
+        )
+        return None
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA silver")
+    for t in inputs:
+        cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in datasets[t].spec.columns)
+        con.execute(f'CREATE TABLE silver."{t}" ({cols})')
+    con.execute("SET enable_external_access = false")  # a model reads silver, never a file (not even here)
+    con.execute("SET lock_configuration = true")
+    try:
+        described = con.execute(f"DESCRIBE ({decl.sql})").fetchall()
+    except duckdb.Error as exc:
+        problems.add(where + ".sql", f"does not run against the declared silver schemas: {str(exc).splitlines()[0]}")
+        return None
+    columns: dict[str, Column] = {}
+    for row in described:
+        col_name, sql_type = row[0], str(row[1]).upper()
+        dtype = from_duckdb(sql_type)
+        if dtype is None or not is_identifier(col_name):
+            problems.add(where + ".sql", f"result column {col_name!r} has type {sql_type}: cast it in the SQL to BIGINT, DOUBLE, DECIMAL(p,s), VARCHAR, DATE, BOOLEAN or TIMESTAMPTZ, and name it with letters, digits and _")
+            continue
+        columns[col_name] = Column(col_name, dtype)
+    if decl.partition_by not in columns:
+        problems.add(where + ".partition_by", f"{decl.partition_by!r} is not a column of the model's result (columns: {', '.join(columns)})")
+        return None
+    for k in decl.key_columns():
+        if k not in columns:
+            problems.add(where + ".key", f"{k!r} is not a column of the model's result (columns: {', '.join(columns)})")
+            return None
+    checks = [c for i, d in enumerate(decl.checks) if (c := check(d, columns, f"{where}.checks[{i}]", problems)) is not None]
+    before = len(problems.items)
+    zorder = z_order(decl.zorder, columns, decl.partition_by, "the model's result", where + ".zorder", problems)
+    if len(problems.items) > before:
+        return None
+    spec = TableSpec(
+        name=name, layer="gold", columns=tuple(columns.values()), keys=tuple(decl.key_columns()),
+        partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
+    )
+    return GoldModel(spec, decl.sql, tuple(inputs), zorder)
+
+

@@ -1,0 +1,176 @@
+"""The declaration file's schema: typed models of the YAML, validated by pydantic.
+
+Each model forbids unknown fields, so a misspelt key is reported where it is. A check's
+fields come from the registry of check kinds (:mod:`lakehouse.checks`): :func:`file_model`
+builds the models from it, again whenever a kind is registered.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from lakehouse import checks
+from lakehouse.uri import unsafe_reason
+from lakehouse.window import Interval
+
+
+def _confined_prefix(value: str) -> str:
+    """A landing prefix stays under the landing root: no ``..``, no absolute path."""
+    reason = unsafe_reason(value.strip("/") if not value.startswith("/") else value)
+    if reason is not None:
+        raise ValueError(f"{value!r}: {reason}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceDecl(_Model):
+    """Files landing under a prefix of the landing area."""
+
+    kind: Literal["landing_files"] = "landing_files"
+    prefix: str = ""
+    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
+    compression: Literal["none", "gzip"] = "none"
+    landing_time: Literal["key", "last_modified"] = "key"
+    interval: Interval = timedelta(minutes=15)
+    """The pipeline's window length (the shortest of its sources'); the schedule must agree."""
+    lookback: Interval = timedelta(hours=1)
+    """Files that landed within this of the newest one ingested are compared by key and version."""
+    listing: Literal["full", "from_lookback"] = "full"
+    """``from_lookback``: list from the look-back's horizon on (S3 StartAfter; late old keys unseen)."""
+    max_batch_files: int = Field(default=1000, ge=1)
+    """At most this many files per bronze commit; a larger backlog takes several commits."""
+    max_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    """At most this many bytes of files per bronze commit (a larger single file is its own batch)."""
+    max_batch_rows: int = Field(default=1_000_000, ge=1)
+    """At most about this many bronze rows per silver promotion (whole bronze commits are taken)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str) -> str:
+        return _confined_prefix(value)
+
+    @model_validator(mode="after")
+    def _interval_range(self) -> SourceDecl:
+        if not timedelta(minutes=1) <= self.interval <= timedelta(hours=24):
+            raise ValueError("interval must be between 1m and 24h (5m–15m is typical)")
+        return self
+
+
+class ColumnDecl(_Model):
+    type: str
+    nullable: bool = True
+    """``false``: a record whose value is null or absent is quarantined."""
+    derive: str | None = None
+    strings_as_numbers: bool | None = None
+    """``true``: this int64/float64 column also accepts a JSON string holding the number."""
+
+
+class CheckBase(_Model):
+    """One check: exactly one of the kind keys, plus its options (the fields come from the
+    registry of kinds, :func:`file_model`)."""
+
+    max_percent: float = Field(default=0.0, ge=0, le=100)
+    level: Literal["fail", "warn"] = "fail"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CheckBase:
+        found = [k for k in checks.kinds() if k.value(self) is not None]
+        if len(found) != 1:
+            raise ValueError(
+                f"a check has exactly one of {', '.join(k.name for k in checks.kinds())}; "
+                f"found {', '.join(k.name for k in found) or 'none'}"
+            )
+        kind = found[0]
+        kind.validate(self)
+        for other in checks.kinds():
+            if other is not kind and any(getattr(self, o, None) is not None for o in other.exclusive):
+                raise ValueError(other.exclusive_message)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k.name for k in checks.kinds() if k.value(self) is not None)
+
+    def columns(self) -> list[str]:
+        return checks.kind_of(self.kind).columns(self)
+
+
+class DatasetBase(_Model):
+    """A kind of record in a source: its bronze table and its silver table."""
+
+    source: str
+    prefix: str | None = None
+    columns: dict[str, str | ColumnDecl]
+    key: list[str] | str
+    order_by: str | None = None
+    partition_by: str | None = None
+    zorder: list[str] | str = []
+    """Columns to z-order the silver table's files by (maintenance), not the partition column."""
+    description: str = ""
+    strings_as_numbers: bool = False
+    """``true``: every int64/float64 column also accepts a JSON string holding the number."""
+    unknown_fields: Literal["warn", "fail", "evolve"] = "warn"
+    """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the
+    record, ``evolve`` adds them to the silver table as columns (:mod:`lakehouse.layers.silver.evolve`)."""
+
+    @field_validator("prefix")
+    @classmethod
+    def _confined(cls, value: str | None) -> str | None:
+        return None if value is None else _confined_prefix(value)
+
+    def key_columns(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+
+class ModelBase(_Model):
+    """A gold model: SQL over silver tables, partitioned by a column of its result."""
+
+    sql: str
+    partition_by: str
+    key: list[str] | str | None = None
+    zorder: list[str] | str = []
+    """Columns to z-order the gold table's files by (maintenance), not the partition column."""
+    description: str = ""
+
+    def key_columns(self) -> list[str]:
+        if self.key is None:
+            return []
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+
+def _check_fields() -> dict[str, Any]:
+    """Each registered kind's key and options as optional fields (the first kind to name an option types it)."""
+    fields: dict[str, Any] = {}
+    for kind in checks.kinds():
+        attribute = kind.attribute()
+        alias = {"alias": kind.name} if attribute != kind.name else {}
+        fields.setdefault(attribute, (kind.value_type | None, Field(default=None, **alias)))
+        for option, (annotation, default) in kind.options.items():
+            fields.setdefault(option, (annotation, default))
+    return fields
+
+
+@functools.cache
+def _models(version: int) -> type[BaseModel]:
+    check = create_model("CheckDecl", __base__=CheckBase, **_check_fields())
+    dataset = create_model("DatasetDecl", __base__=DatasetBase, checks=(list[check], []))  # type: ignore[valid-type]
+    model = create_model("ModelDecl", __base__=ModelBase, checks=(list[check], []))  # type: ignore[valid-type]
+    pipeline = create_model(
+        "PipelineDecl", __base__=_Model, sources=(dict[str, SourceDecl], ...),
+        datasets=(dict[str, dataset], ...), gold=(dict[str, model], {}),  # type: ignore[valid-type]
+    )
+    return create_model("FileDecl", __base__=_Model, pipelines=(dict[str, pipeline], ...))  # type: ignore[valid-type]
+
+
+def file_model() -> type[BaseModel]:
+    """The model of a whole declaration file, for the check kinds registered now."""
+    return _models(checks.version())
