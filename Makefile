@@ -10,7 +10,7 @@ export SODA_CORE_TELEMETRY_ENABLED = false
 export PREFECT_SERVER_ANALYTICS_ENABLED = false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 90
 
-.PHONY: install demo serve test test-fast lint bench soak lock clean
+.PHONY: install demo serve test test-fast lint typecheck bench soak lock clean
 
 install: $(STAMP)
 
@@ -29,8 +29,9 @@ demo: $(STAMP)  ## run the demo pipeline on an embedded moto S3
 serve: $(STAMP)  ## the local stack: moto S3, Prefect server + UI, deployments, worker, simulator (Ctrl-C stops it)
 	$(VENV)/bin/lakehouse serve
 
-test: $(STAMP)  ## lint, then every test (slow end-to-end ones included)
+test: $(STAMP)  ## lint, type-check, then every test (slow end-to-end ones included)
 	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests bench
+	$(VENV)/bin/basedpyright
 	@# bytecode once, so the suite's many Python processes do not each compile our modules
 	@# (PYTHONDONTWRITEBYTECODE stops Python from caching it; the venv's packages are
 	@# compiled at install for the same reason)
@@ -42,6 +43,9 @@ test-fast: $(STAMP)  ## skip the slow end-to-end tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lakehouse tasks flows deployments tests bench
+
+typecheck: $(STAMP)  ## basedpyright on lakehouse/, tasks/, flows/ ([tool.basedpyright] in pyproject.toml)
+	$(VENV)/bin/basedpyright
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 BENCH_SIZE  ?= medium

@@ -26,6 +26,7 @@ from lakehouse.dev.moto_server import (
     client_of,
     start_moto_server,
 )
+from lakehouse.storage import S3Client
 from lakehouse.window import window_ending_at
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ DEPLOYMENT = "micro-batch/shop-micro-batch"
 POOL = "local"
 
 
-def _client(endpoint: str):  # type: ignore[no-untyped-def]
+def _client(endpoint: str) -> S3Client:
     return client_of(endpoint)
 
 

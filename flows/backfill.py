@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
@@ -139,9 +140,9 @@ def backfill(
     chosen, windows = plan(start, end, interval, pipeline)
     logger = get_run_logger()
     logger.info("%s: backfill of %d windows, %s", chosen.name, len(windows), span(windows))
-    progress = create_progress_artifact(
+    progress = cast(UUID, create_progress_artifact(  # in a sync flow the call returns the UUID
         progress=0.0, key="backfill-progress", description=f"{chosen.name} backfill {span(windows)}: 0/{len(windows)} windows",
-    )
+    ))
     summaries: list[dict[str, Any]] = []
     for index, window in enumerate(windows, 1):
         state = micro_batch(at=window.end, interval=interval, pipeline=chosen.name, return_state=True)

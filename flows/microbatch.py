@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -27,6 +27,10 @@ from tasks.layers import (
     prepare_silver,
     raise_if_blocked,
 )
+
+if TYPE_CHECKING:
+    from prefect import Flow
+    from prefect.client.schemas.objects import FlowRun, State
 
 
 def resolve(at: datetime | str | None, interval: str | None, pipeline: str | None) -> tuple[Pipeline, Window]:
@@ -86,7 +90,9 @@ def superseding_run() -> str | None:
             flow_run_filter=FlowRunFilter(
                 id=FlowRunFilterId(not_any_=[UUID(str(flow_run.id))]),
                 deployment_id=FlowRunFilterDeploymentId(any_=[UUID(str(deployment))]),
-                expected_start_time=FlowRunFilterExpectedStartTime(after_=mine + timedelta(microseconds=1), before_=datetime.now(UTC)),
+                expected_start_time=FlowRunFilterExpectedStartTime.model_validate(  # validated into Prefect's DateTime
+                    {"after_": mine + timedelta(microseconds=1), "before_": datetime.now(UTC)}
+                ),
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])),
             ),
             sort=FlowRunSort.EXPECTED_START_TIME_DESC,
@@ -102,19 +108,19 @@ def superseding_run() -> str | None:
     return newest.name
 
 
-def _emit_run_failed(flow: Any, run: Any, state: Any) -> None:
+def _emit_run_failed(flow: Flow[..., Any], flow_run: FlowRun, state: State) -> None:
     """``lakehouse.run.failed``: a micro-batch failed for good, with its window and cause."""
     try:
-        chosen, window = resolve(run.parameters.get("at"), run.parameters.get("interval"), run.parameters.get("pipeline"))
+        chosen, window = resolve(flow_run.parameters.get("at"), flow_run.parameters.get("interval"), flow_run.parameters.get("pipeline"))
         name, start, end = chosen.name, window.start.isoformat(), window.end.isoformat()
     except Exception:  # the declaration itself may be what failed
-        name, start, end = run.parameters.get("pipeline") or "unknown", None, None
+        name, start, end = flow_run.parameters.get("pipeline") or "unknown", None, None
     emit_event(
         event="lakehouse.run.failed",
         resource={"prefect.resource.id": f"lakehouse.pipeline.{name}", "prefect.resource.name": name},
-        related=[{"prefect.resource.id": f"prefect.flow-run.{run.id}", "prefect.resource.role": "flow-run",
-                  "prefect.resource.name": run.name}],
-        payload={"pipeline": name, "window_start": start, "window_end": end, "flow_run": run.name,
+        related=[{"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run",
+                  "prefect.resource.name": flow_run.name}],
+        payload={"pipeline": name, "window_start": start, "window_end": end, "flow_run": flow_run.name,
                  "message": state.message},
     )
 
@@ -148,7 +154,7 @@ def submit(task: Any, *args: Any) -> Any:
     return task.submit(*args)
 
 
-def task_runner(settings: Settings | None = None) -> TaskRunner:
+def task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
     """The task runner ``LAKEHOUSE_TASK_RUNNER`` chooses (read when this module is imported).
 
     ``sequential`` (default): one task at a time. ``threads``: datasets and models fan out
@@ -157,7 +163,7 @@ def task_runner(settings: Settings | None = None) -> TaskRunner:
     """
     settings = settings or Settings()
     if settings.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)

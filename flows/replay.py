@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import (
@@ -34,7 +35,8 @@ def replay_quarantine(pipeline: str | None = None, tables: list[str] | None = No
             f"no dataset {', '.join(unknown)} in pipeline {chosen.name} "
             f"(datasets: {', '.join(ds.spec.name for ds in chosen.datasets)})"
         )
-    progress = create_progress_artifact(0.0, key="quarantine-replay", description="datasets replayed")
+    # in a sync flow the call returns the UUID (the coroutine is its async form's)
+    progress = cast(UUID, create_progress_artifact(0.0, key="quarantine-replay", description="datasets replayed"))
     results = []
     for i, ds in enumerate(datasets, start=1):
         results.append(replay_quarantined(settings, ds))

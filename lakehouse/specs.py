@@ -33,6 +33,11 @@ Layer = Literal["bronze", "silver", "gold"]
 Level = Literal["fail", "warn"]
 UnknownFields = Literal["warn", "fail", "evolve"]
 RecordValues = Literal["json", "text"]
+FileFormat = Literal["jsonl", "csv", "parquet"]
+Compression = Literal["none", "gzip"]
+LandingTime = Literal["key", "last_modified"]
+"""Where a landed file's time comes from: its key's date path, or the object's last-modified time."""
+Listing = Literal["full", "from_lookback"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
@@ -206,6 +211,13 @@ class Check:
         """The columns the check reads (``columns``, else ``column``)."""
         return self.columns or ((self.column,) if self.column else ())
 
+    @property
+    def target(self) -> str:
+        """The one column of a column check (a row-level kind's rule reads it)."""
+        if self.column is None:
+            raise ValueError(f"check {self.name} is on no single column")
+        return self.column
+
     def option(self, name: str, default: Any = None) -> Any:
         """The value of a kind's own option (one of ``options``)."""
         return dict(self.options).get(name, default)
@@ -274,13 +286,13 @@ class Dataset:
     spec: TableSpec
     source: str
     prefix: str
-    format: str
-    compression: str
-    landing_time: str
+    format: FileFormat
+    compression: Compression
+    landing_time: LandingTime
     zorder: tuple[str, ...] = ()
     """Columns maintenance z-orders the silver table by (``zorder:`` in the declaration)."""
     lookback: timedelta = timedelta(hours=1)
-    listing: str = "full"
+    listing: Listing = "full"
     max_batch_files: int = 1000
     max_batch_bytes: int = 256 * 1024 * 1024
     max_batch_rows: int = 1_000_000

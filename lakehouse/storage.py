@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urlparse
 
 from lakehouse.config import Settings
@@ -98,10 +98,22 @@ class LocalStore:
         return sorted(out)
 
 
+class S3Client(Protocol):
+    """The calls of a boto3 S3 client that the project makes (boto3 ships no type hints)."""
+
+    def put_object(self, **kwargs: Any) -> Any: ...
+    def get_object(self, **kwargs: Any) -> Any: ...
+    def delete_objects(self, **kwargs: Any) -> Any: ...
+    def create_bucket(self, **kwargs: Any) -> Any: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
+    def upload_file(self, filename: str, bucket: str, key: str) -> None: ...
+    def download_file(self, bucket: str, key: str, filename: str) -> None: ...
+
+
 class S3Store:
     """An object store under ``s3://bucket/prefix``, through boto3."""
 
-    def __init__(self, root: str, client: object) -> None:
+    def __init__(self, root: str, client: S3Client) -> None:
         parsed = urlparse(root)
         self.root = root
         self.bucket = parsed.netloc
@@ -113,16 +125,16 @@ class S3Store:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put(self, key: str, data: bytes) -> None:
-        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)  # type: ignore[attr-defined]
+        self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def get(self, key: str) -> bytes:
-        resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
+        resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
         return resp["Body"].read()
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
-            resp = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})  # type: ignore[attr-defined]
+            resp = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
             if resp.get("Errors"):
                 first = resp["Errors"][0]
                 raise OSError(f"cannot delete {len(resp['Errors'])} objects under {self.root}: "
@@ -130,7 +142,7 @@ class S3Store:
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
-        paginator = self._client.get_paginator("list_objects_v2")  # type: ignore[attr-defined]
+        paginator = self._client.get_paginator("list_objects_v2")
         out = []
         extra = {"StartAfter": self._key(start_after)} if start_after is not None else {}
         try:
@@ -186,13 +198,13 @@ def plain_http(settings: Settings) -> bool:
     return True
 
 
-def s3_client(settings: Settings) -> object:
+def s3_client(settings: Settings) -> S3Client:
     """A boto3 S3 client: TLS verified (the system's CA bundle, or ``AWS_CA_BUNDLE``) unless
     ``LAKEHOUSE_S3_VERIFY_TLS=false``; a plain-http endpoint only as :func:`plain_http` allows."""
     import boto3
 
     plain_http(settings)
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=settings.aws_endpoint_url,
         aws_access_key_id=settings.aws_access_key_id.get_secret_value()
@@ -204,6 +216,7 @@ def s3_client(settings: Settings) -> object:
         region_name=settings.aws_region,
         verify=None if settings.s3_verify_tls else False,  # None: botocore's default, verified
     )
+    return cast(S3Client, client)
 
 
 def open_store(root: str, settings: Settings) -> ObjectStore:

@@ -149,3 +149,6 @@ def _interval_value(value: Any) -> Any:
 
 Interval = Annotated[timedelta, BeforeValidator(_interval_value)]
 """A duration in a validated model, written as :func:`parse_interval` reads it (``15m``)."""
+
+OptionalInterval = Annotated[timedelta | None, BeforeValidator(_interval_value)]
+"""An :data:`Interval` that may be left out (``None``)."""

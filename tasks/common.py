@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from lakehouse.errors import is_transient, reported
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def engine_errors(fn: F) -> F:
+def engine_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Re-raise what an engine call raises as :func:`lakehouse.errors.reported` says.
 
     A missing bucket fails at once with one line naming it; a storage or network failure
@@ -20,7 +21,7 @@ def engine_errors(fn: F) -> F:
     """
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except TimeoutError:
@@ -33,7 +34,7 @@ def engine_errors(fn: F) -> F:
                 raise
             raise error from exc
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

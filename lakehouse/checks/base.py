@@ -95,7 +95,7 @@ class CheckKind:
             row_level = percent = True
 
             def rule(self, check, references):
-                col = pl.col(check.column)
+                col = pl.col(check.target)
                 return col.str.len_chars() > check.option("length"), pl.lit(f"{check.column} too long")
 
             def soda(self, check, contract):

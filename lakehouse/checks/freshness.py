@@ -8,7 +8,7 @@ from typing import Any
 
 from lakehouse.checks.base import CheckKind, Contract, Declared, number, register, threshold
 from lakehouse.specs import Check
-from lakehouse.window import Interval
+from lakehouse.window import OptionalInterval
 
 
 def _minutes(check: Check) -> float:
@@ -19,7 +19,7 @@ def _minutes(check: Check) -> float:
 class Freshness(CheckKind):
     name = "freshness"
     order = 60
-    options = {"max_age": (Interval | None, None)}
+    options = {"max_age": (OptionalInterval, None)}
     exclusive = ("max_age",)
     exclusive_message = "'max_age' belongs to a freshness check"
     strict_gate = False  # true of every promoted row when it entered silver

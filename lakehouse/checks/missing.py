@@ -19,7 +19,7 @@ class Missing(CheckKind):
     percent = True
 
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
-        return pl.col(check.column).is_null(), pl.lit(f"missing {check.column}")
+        return pl.col(check.target).is_null(), pl.lit(f"missing {check.column}")
 
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         return [{"missing": {"name": check.name, "threshold": contract.percent_threshold(check)}}]

@@ -38,7 +38,7 @@ class Range(CheckKind):
         )
 
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
-        col = pl.col(check.column)
+        col = pl.col(check.target)
         bad = pl.lit(False)
         if check.min is not None:
             bad = bad | (col.cast(pl.Float64) < check.min)

@@ -74,7 +74,7 @@ class Reference(CheckKind):
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
         if check.name not in references:
             raise ValueError(f"{check.name}: the keys of {check.ref_dataset} were not given")
-        col, known = pl.col(check.column), references[check.name]
+        col, known = pl.col(check.target), references[check.name]
         return (
             col.is_not_null() & ~col.cast(pl.String).is_in(known.cast(pl.String).implode()),
             pl.format(f"unknown {check.column}: '{{}}' is not in silver.{check.ref_dataset}", col.cast(pl.String)),

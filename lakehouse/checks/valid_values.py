@@ -33,7 +33,7 @@ class ValidValues(CheckKind):
         )
 
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
-        col = pl.col(check.column)
+        col = pl.col(check.target)
         allowed = ", ".join(check.values)
         return (
             col.is_not_null() & ~col.cast(pl.String).is_in(list(check.values)),

@@ -118,7 +118,7 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid configuration:\n  {path}: expected a mapping with 'pipelines:' at the top")
     try:
-        decl = file_model().model_validate(raw)
+        decl: Any = file_model().model_validate(raw)  # a model built at run time: its fields are not declared
     except ValidationError as exc:
         raise ConfigError(format_pydantic(path, exc)) from None
     problems = Problems(path)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from lakehouse import checks
+from lakehouse.specs import Compression, FileFormat, LandingTime, Level, Listing, UnknownFields
 from lakehouse.uri import unsafe_reason
 from lakehouse.window import Interval
 
@@ -35,14 +36,14 @@ class SourceDecl(_Model):
 
     kind: Literal["landing_files"] = "landing_files"
     prefix: str = ""
-    format: Literal["jsonl", "csv", "parquet"] = "jsonl"
-    compression: Literal["none", "gzip"] = "none"
-    landing_time: Literal["key", "last_modified"] = "key"
+    format: FileFormat = "jsonl"
+    compression: Compression = "none"
+    landing_time: LandingTime = "key"
     interval: Interval = timedelta(minutes=15)
     """The pipeline's window length (the shortest of its sources'); the schedule must agree."""
     lookback: Interval = timedelta(hours=1)
     """Files that landed within this of the newest one ingested are compared by key and version."""
-    listing: Literal["full", "from_lookback"] = "full"
+    listing: Listing = "full"
     """``from_lookback``: list from the look-back's horizon on (S3 StartAfter; late old keys unseen)."""
     max_batch_files: int = Field(default=1000, ge=1)
     """At most this many files per bronze commit; a larger backlog takes several commits."""
@@ -77,7 +78,7 @@ class CheckBase(_Model):
     registry of kinds, :func:`file_model`)."""
 
     max_percent: float = Field(default=0.0, ge=0, le=100)
-    level: Literal["fail", "warn"] = "fail"
+    level: Level = "fail"
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -118,7 +119,7 @@ class DatasetBase(_Model):
     description: str = ""
     strings_as_numbers: bool = False
     """``true``: every int64/float64 column also accepts a JSON string holding the number."""
-    unknown_fields: Literal["warn", "fail", "evolve"] = "warn"
+    unknown_fields: UnknownFields = "warn"
     """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the
     record, ``evolve`` adds them to the silver table as columns (:mod:`lakehouse.layers.silver.evolve`)."""
 
@@ -152,7 +153,7 @@ def _check_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for kind in checks.kinds():
         attribute = kind.attribute()
-        alias = {"alias": kind.name} if attribute != kind.name else {}
+        alias: dict[str, Any] = {"alias": kind.name} if attribute != kind.name else {}
         fields.setdefault(attribute, (kind.value_type | None, Field(default=None, **alias)))
         for option, (annotation, default) in kind.options.items():
             fields.setdefault(option, (annotation, default))
@@ -161,14 +162,18 @@ def _check_fields() -> dict[str, Any]:
 
 @functools.cache
 def _models(version: int) -> type[BaseModel]:
+    # the models are built at run time: their fields are passed as a mapping of values, since a
+    # type checker cannot read a type made at run time (``list[check]``) as a type expression
     check = create_model("CheckDecl", __base__=CheckBase, **_check_fields())
-    dataset = create_model("DatasetDecl", __base__=DatasetBase, checks=(list[check], []))  # type: ignore[valid-type]
-    model = create_model("ModelDecl", __base__=ModelBase, checks=(list[check], []))  # type: ignore[valid-type]
-    pipeline = create_model(
-        "PipelineDecl", __base__=_Model, sources=(dict[str, SourceDecl], ...),
-        datasets=(dict[str, dataset], ...), gold=(dict[str, model], {}),  # type: ignore[valid-type]
-    )
-    return create_model("FileDecl", __base__=_Model, pipelines=(dict[str, pipeline], ...))  # type: ignore[valid-type]
+    checks_field: dict[str, Any] = {"checks": (list[check], [])}
+    dataset = create_model("DatasetDecl", __base__=DatasetBase, **checks_field)
+    model = create_model("ModelDecl", __base__=ModelBase, **checks_field)
+    pipeline_fields: dict[str, Any] = {
+        "sources": (dict[str, SourceDecl], ...), "datasets": (dict[str, dataset], ...), "gold": (dict[str, model], {}),
+    }
+    pipeline = create_model("PipelineDecl", __base__=_Model, **pipeline_fields)
+    file_fields: dict[str, Any] = {"pipelines": (dict[str, pipeline], ...)}
+    return create_model("FileDecl", __base__=_Model, **file_fields)
 
 
 def file_model() -> type[BaseModel]:

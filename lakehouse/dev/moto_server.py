@@ -12,8 +12,12 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lakehouse.errors import SourceUnavailable
+
+if TYPE_CHECKING:
+    from lakehouse.storage import S3Client
 
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"  # moto accepts any credentials; these are not secrets
@@ -49,7 +53,7 @@ class MotoServer:
         }
 
     def create_bucket(self, bucket: str) -> None:
-        client_of(self.endpoint_url).create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        client_of(self.endpoint_url).create_bucket(Bucket=bucket)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -90,12 +94,15 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
     raise SourceUnavailable(f"moto server did not answer on port {port} within {timeout}s")
 
 
-def client_of(endpoint_url: str) -> object:
+def client_of(endpoint_url: str) -> S3Client:
     """A boto3 S3 client of the moto server at ``endpoint_url`` (:func:`lakehouse.storage.s3_client`)."""
+    from pydantic import SecretStr
+
     from lakehouse.config import Settings
     from lakehouse.storage import s3_client
 
     return s3_client(Settings(
-        aws_endpoint_url=endpoint_url, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        aws_endpoint_url=endpoint_url, aws_access_key_id=SecretStr(ACCESS_KEY),
+        aws_secret_access_key=SecretStr(SECRET_KEY),
         aws_region=REGION,
     ))

@@ -35,6 +35,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "expect"}
@@ -98,7 +99,7 @@ class CountingProxy:
                 # meets the client's delayed ACK and every response waits ~40 ms
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-            def log_message(self, *args: object) -> None:  # quiet
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
 
             def _fail(self, status: int, code: str) -> None:
@@ -146,6 +147,7 @@ class CountingProxy:
                 try:
                     if conn.sock is None:
                         conn.connect()
+                        assert conn.sock is not None  # connect() opened it
                         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as above, upstream
                     conn.request(self.command, self.path, body=body, headers=headers)
                     resp = conn.getresponse()

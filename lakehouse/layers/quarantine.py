@@ -59,8 +59,8 @@ def append(settings: Settings, spec: TableSpec, rejected: pl.DataFrame, *, bronz
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
         done = table.transaction_version(app)
-        version = rows[BRONZE_VERSION]
-        new = rows if done is None else rows.filter(pc.or_kleene(pc.is_null(version), pc.greater(version, done)))
+        version = pc.field(BRONZE_VERSION)
+        new = rows if done is None else rows.filter(version.is_null() | (version > done))
         earlier.append(rows.num_rows - new.num_rows)
         if new.num_rows:
             write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)

@@ -102,7 +102,7 @@ class TableMaintenance:
         """One summary line: files and bytes before and after, files rewritten and vacuumed."""
         o, v = self.optimized, self.vacuumed
         missing = self.log.note == "no table"
-        change = v.change_data and f"{len(v.change_data)} change data files {'would be ' if self.dry_run else ''}deleted"
+        change = f"{len(v.change_data)} change data files {'would be ' if self.dry_run else ''}deleted" if v.change_data else ""
         notes = ["no table yet"] if missing else [n for n in (self.log.note, v.skipped and f"vacuum skipped: {v.skipped}", change) if n]
         return {
             "table": o.table,

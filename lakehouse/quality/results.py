@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lakehouse.errors import GateFailed
+from lakehouse.specs import Level
 
 _NEGATED = {"<=": ">", ">=": "<", "=": "!="}
 
@@ -22,7 +23,7 @@ class CheckOutcome:
     """
 
     name: str
-    level: str
+    level: Level
     passed: bool
     value: float | None
     threshold: str

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from lakehouse.sources import records
+from lakehouse.specs import Compression, FileFormat, LandingTime
 from lakehouse.storage import ObjectInfo, ObjectStore, UnsafeKey
 
 _KEY_TIME = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/(\d{2})/")
@@ -40,7 +41,7 @@ class LandedFile:
     """The object's last-modified time (when it was uploaded)."""
 
 
-def landing_time(info: ObjectInfo, mode: str = "key") -> datetime:
+def landing_time(info: ObjectInfo, mode: LandingTime = "key") -> datetime:
     """The landing time encoded in the key, else the object's last-modified time.
 
     With ``mode="last_modified"`` the key is not looked at.
@@ -148,7 +149,7 @@ def pending_files(
     before: datetime,
     cursor: FileCursor,
     lookback: timedelta,
-    time_from: str = "key",
+    time_from: LandingTime = "key",
     from_horizon: bool = False,
 ) -> Pending:
     """Files under ``prefix`` that landed before ``before`` and that ``cursor`` does not rule out.
@@ -212,11 +213,16 @@ def _lines_of_text(text: str) -> pl.DataFrame:
     )
 
 
+def _zoned(dtype: pl.DataType) -> bool:
+    """A datetime type with a time zone."""
+    return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
+
+
 def _records_as_json(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     """Rows of a tabular file as JSON object text, so every format types the same way."""
     temporal = [n for n, t in frame.schema.items() if t.is_temporal()]
     frame = frame.with_columns(
-        [pl.col(n).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z") if isinstance(frame.schema[n], pl.Datetime) and frame.schema[n].time_zone else pl.col(n).cast(pl.String) for n in temporal]  # type: ignore[union-attr]
+        [pl.col(n).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z") if _zoned(frame.schema[n]) else pl.col(n).cast(pl.String) for n in temporal]
     )
     return frame.select(pl.struct(pl.all()).struct.json_encode().alias("_raw")).with_row_index(
         "_line", offset=first_line
@@ -314,7 +320,9 @@ def _csv_records(text: str) -> pl.DataFrame:
     return pl.concat(parts).sort("_line")
 
 
-def parse_file(data: bytes, *, format: str = "jsonl", compression: str = "none", key: str = "") -> pl.DataFrame:
+def parse_file(
+    data: bytes, *, format: FileFormat = "jsonl", compression: Compression = "none", key: str = ""
+) -> pl.DataFrame:
     """The records of one file as ``_raw`` text and ``_line`` numbers.
 
     JSONL: one row per non-blank line, as received. CSV and Parquet: one JSON object per
@@ -346,7 +354,7 @@ READERS = 8
 
 
 def read_lines(
-    store: ObjectStore, files: Iterable[LandedFile], *, format: str = "jsonl", compression: str = "none"
+    store: ObjectStore, files: Iterable[LandedFile], *, format: FileFormat = "jsonl", compression: Compression = "none"
 ) -> pl.DataFrame:
     """The records of each file with their position.
 

@@ -229,7 +229,7 @@ def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     )
     crash_point("gold.committed")  # after this model's overwrite, before the next model's
     log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)
-    preview = pl.from_arrow(batch.rows.slice(0, 20)).to_dicts()  # type: ignore[union-attr]
+    preview = pl.DataFrame(batch.rows.slice(0, 20)).to_dicts()
     return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview,
                       files_added=landed.files_added)
 

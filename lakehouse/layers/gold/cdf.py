@@ -35,7 +35,7 @@ def changes(table: DeltaTable, store: ObjectStore, start: int, end: int) -> pl.D
     ``store`` is an object store rooted at the table (it reads ``_delta_log/`` and the
     data files named there).
     """
-    schema = pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table()).schema  # type: ignore[union-attr]
+    schema = pl.DataFrame(pa.schema(table.schema().to_arrow()).empty_table()).schema
     partitions = set(table.metadata().partition_columns)
     frames = []
     for version in range(start, end + 1):

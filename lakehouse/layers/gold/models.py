@@ -20,17 +20,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from lakehouse.specs import quote
 from lakehouse.sql import in_list
 
 _SILVER_REF = re.compile(r'\bsilver\s*\.\s*"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
 
-ArrowData = Any
+ArrowData: TypeAlias = pa.Table | pa.RecordBatchReader | pads.Dataset
 """A ``pyarrow.Table``, ``RecordBatchReader`` or ``pyarrow.dataset.Dataset``."""
 
 
@@ -48,7 +49,7 @@ class DeltaSnapshot:
     columns: tuple[str, ...]
 
 
-Source = ArrowData | DeltaSnapshot
+Source: TypeAlias = ArrowData | DeltaSnapshot
 
 
 def referenced_tables(sql: str) -> list[str]:

@@ -86,8 +86,7 @@ def rows_with_keys(
     """
     key_names = list(keys.columns)
     wanted = list(dict.fromkeys([*key_names, *columns]))
-    empty = pl.from_arrow(pa.schema(table.schema().to_arrow()).empty_table()).select(wanted)
-    assert isinstance(empty, pl.DataFrame)
+    empty = pl.DataFrame(pa.schema(table.schema().to_arrow()).empty_table()).select(wanted)
     total = len(table.file_uris())
     if keys.is_empty() or total == 0:
         return Lookup(empty.select(list(columns)), 0, total)

@@ -36,7 +36,8 @@ SILVER_LINEAGE = pl.Schema(
 """Lineage columns kept on every silver row."""
 
 def _derive(column: Column) -> pl.Expr:
-    func, _, arg = column.derive.partition("(")  # type: ignore[union-attr]
+    assert column.derive is not None  # only derived columns come here
+    func, _, arg = column.derive.partition("(")
     arg = arg.rstrip(")")
     if func == "date":
         return pl.col(arg).dt.date()
