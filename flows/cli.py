@@ -59,6 +59,8 @@ DEMO_START = "2026-01-01T00:00:00Z"
 
 
 class Format(StrEnum):
+    """How a command prints its result: a table, CSV or JSON."""
+
     table = "table"
     csv = "csv"
     json = "json"
@@ -648,7 +650,8 @@ def contract(
     from lakehouse.quality import build_contract
 
     if stage not in ("batch", "strict"):
-        raise typer.BadParameter("--stage is batch or strict")
+        msg = "--stage is batch or strict"
+        raise typer.BadParameter(msg)
     declaration = _declaration(config)
     name = table.split(".")[-1]
     specs = {ds.spec.name: ds.spec for p in declaration.pipelines.values() for ds in p.datasets}
@@ -692,6 +695,7 @@ def _print_frame(frame: Any) -> None:
 
 
 def main() -> None:
+    """The ``lakehouse`` command (the console script)."""
     logging.basicConfig(level=logging.WARNING)
     app()
 

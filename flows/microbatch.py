@@ -286,6 +286,7 @@ def gold_changes(refreshed: list) -> list[dict[str, Any]]:
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
+    """A batch summary as the Markdown of the run's artifact."""
     took = f" in {summary['seconds']:g} s" if "seconds" in summary else ""
     if summary.get("steps"):
         took += " (" + ", ".join(f"{name} {seconds:g} s" for name, seconds in summary["steps"].items()) + ")"

@@ -31,10 +31,11 @@ def replay_quarantine(pipeline: str | None = None, tables: list[str] | None = No
     datasets = [ds for ds in chosen.datasets if not tables or ds.spec.name in tables]
     unknown = sorted(set(tables or ()) - {ds.spec.name for ds in chosen.datasets})
     if unknown:
-        raise ValueError(
+        msg = (
             f"no dataset {', '.join(unknown)} in pipeline {chosen.name} "
             f"(datasets: {', '.join(ds.spec.name for ds in chosen.datasets)})"
         )
+        raise ValueError(msg)
     # in a sync flow the call returns the UUID (the coroutine is its async form's)
     progress = cast(UUID, create_progress_artifact(0.0, key="quarantine-replay", description="datasets replayed"))
     results = []

@@ -1,0 +1,1 @@
+"""The engine: declarations, sources, layers, quality gates and exactly-once commits (no Prefect here)."""

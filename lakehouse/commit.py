@@ -202,12 +202,14 @@ def write_once(
     """
     table = open_table(uri, storage_options)
     if table is None:
-        raise LakehouseError(f"{uri}: no Delta table to write to (ensure_table first)")
+        msg = f"{uri}: no Delta table to write to (ensure_table first)"
+        raise LakehouseError(msg)
     table.update_incremental()
     done = _done(table, transactions, expect)
     if _all_committed(done, transactions):
         if if_another_committed == "conflict":
-            raise CommitConflict(f"{uri}: another writer committed {dict(transactions)} first; retry")
+            msg = f"{uri}: another writer committed {dict(transactions)} first; retry"
+            raise CommitConflict(msg)
         return Landed(version=table.version(), already=True)
     _check_expected(uri, done, expect)
     base = table.version()
@@ -228,10 +230,12 @@ def write_once(
             if if_another_committed == "done":
                 log.info("%s: another writer committed %s first", uri, dict(transactions))
                 return Landed(version=again.version(), already=True)
-            raise CommitConflict(f"{uri}: another writer committed {dict(transactions)} first; retry") from exc
+            msg = f"{uri}: another writer committed {dict(transactions)} first; retry"
+            raise CommitConflict(msg) from exc
         if "CommitFailed" in type(exc).__name__ or "concurrent" in str(exc).lower():
             _check_expected(uri, done, expect)
-            raise CommitConflict(f"{uri}: {exc}") from exc
+            msg = f"{uri}: {exc}"
+            raise CommitConflict(msg) from exc
         raise
     table.update_incremental()
     metrics = _metrics_of(table, base, write_id)
@@ -247,10 +251,11 @@ def _check_expected(uri: str, done: Mapping[str, int | None], expect: Mapping[st
     """Refuse a batch prepared from versions that another writer has moved since."""
     for app, version in (expect or {}).items():
         if done.get(app) != version:
-            raise StaleBatch(
+            msg = (
                 f"{uri}: another writer committed {app} up to version {done.get(app)} while this batch "
                 f"was prepared from {version}; nothing was written, the next run promotes the rest"
             )
+            raise StaleBatch(msg)
 
 
 def ensure_table(

@@ -55,7 +55,8 @@ def is_identifier(name: str) -> bool:
 def identifier(name: str) -> str:
     """Return ``name`` if it is a safe SQL identifier, else raise ``ValueError``."""
     if not _IDENTIFIER.match(name):
-        raise ValueError(f"{name!r} is not a valid identifier: use letters, digits and _")
+        msg = f"{name!r} is not a valid identifier: use letters, digits and _"
+        raise ValueError(msg)
     return name
 
 
@@ -85,7 +86,8 @@ class Column:
     def __post_init__(self) -> None:
         identifier(self.name)
         if self.dtype not in TYPES and not _DECIMAL.match(self.dtype):
-            raise ValueError(f"column {self.name}: unknown type {self.dtype!r}")
+            msg = f"column {self.name}: unknown type {self.dtype!r}"
+            raise ValueError(msg)
 
     @property
     def decimal(self) -> tuple[int, int] | None:
@@ -215,7 +217,8 @@ class Check:
     def target(self) -> str:
         """The one column of a column check (a row-level kind's rule reads it)."""
         if self.column is None:
-            raise ValueError(f"check {self.name} is on no single column")
+            msg = f"check {self.name} is on no single column"
+            raise ValueError(msg)
         return self.column
 
     def option(self, name: str, default: Any = None) -> Any:
@@ -250,11 +253,13 @@ class TableSpec:
             self._index[col.name] = col
         for name in (*self.keys, self.order_by, self.partition_by):
             if name is not None and name not in self._index:
-                raise ValueError(f"table {self.name}: {name!r} is not one of its columns")
+                msg = f"table {self.name}: {name!r} is not one of its columns"
+                raise ValueError(msg)
         for check in self.checks:
             for col in (check.column, *check.columns):
                 if col is not None and col not in self._index:
-                    raise ValueError(f"table {self.name}: check {check.name} names no column {col!r}")
+                    msg = f"table {self.name}: check {check.name} names no column {col!r}"
+                    raise ValueError(msg)
 
     @property
     def qualified_name(self) -> str:
@@ -343,11 +348,13 @@ class Declaration:
         """The pipeline called ``name``; without a name, the only one."""
         if name is None:
             if len(self.pipelines) != 1:
-                raise ConfigError(
+                msg = (
                     f"{self.path} declares {len(self.pipelines)} pipelines "
                     f"({', '.join(self.pipelines)}): choose one with --pipeline NAME"
                 )
+                raise ConfigError(msg)
             return next(iter(self.pipelines.values()))
         if name not in self.pipelines:
-            raise ConfigError(f"{self.path}: no pipeline {name!r} (declared: {', '.join(self.pipelines)})")
+            msg = f"{self.path}: no pipeline {name!r} (declared: {', '.join(self.pipelines)})"
+            raise ConfigError(msg)
         return self.pipelines[name]

@@ -30,10 +30,12 @@ def literal(value: object) -> str:
         return f"'{value.isoformat()}'"
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
-    raise TypeError(f"cannot write {type(value).__name__} as a SQL literal")
+    msg = f"cannot write {type(value).__name__} as a SQL literal"
+    raise TypeError(msg)
 
 
 def column(name: str, alias: str | None = None) -> str:
+    """The quoted column ``name``, qualified by ``alias`` if given."""
     return f"{alias}.{quote(name)}" if alias else quote(name)
 
 
@@ -52,11 +54,13 @@ def in_list(name: str, values: Iterable[object], *, alias: str | None = None) ->
 
 
 def between(name: str, low: object, high: object, *, alias: str | None = None) -> str:
+    """SQL for ``low <= name <= high`` with the bounds as literals."""
     col = column(name, alias)
     return f"{col} >= {literal(low)} AND {col} <= {literal(high)}"
 
 
 def keys_equal(keys: Sequence[str], left: str = "t", right: str = "s") -> str:
+    """SQL that the key columns of ``left`` and ``right`` are equal."""
     return " AND ".join(f"{column(k, left)} = {column(k, right)}" for k in keys)
 
 

@@ -64,7 +64,8 @@ class LocalStore:
         path = self._path / confined(key)
         root = self._path.resolve()
         if not path.resolve().is_relative_to(root):
-            raise UnsafeKey(f"{key!r}: a symbolic link to {path.resolve()}, outside the landing root {root}")
+            msg = f"{key!r}: a symbolic link to {path.resolve()}, outside the landing root {root}"
+            raise UnsafeKey(msg)
         return path
 
     def put(self, key: str, data: bytes) -> None:
@@ -137,8 +138,11 @@ class S3Store:
             resp = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
             if resp.get("Errors"):
                 first = resp["Errors"][0]
-                raise OSError(f"cannot delete {len(resp['Errors'])} objects under {self.root}: "
-                              f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+                msg = (
+                    f"cannot delete {len(resp['Errors'])} objects under {self.root}: "
+                    f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+                raise OSError(msg)
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
@@ -160,7 +164,8 @@ class S3Store:
             error = reported(exc, roots=(self.root,))
             if isinstance(error, StorageMissing):
                 raise error from exc  # no retry creates a bucket
-            raise SourceUnavailable(f"cannot list {join(self.root, prefix)}: {one_line(str(exc))}") from exc
+            msg = f"cannot list {join(self.root, prefix)}: {one_line(str(exc))}"
+            raise SourceUnavailable(msg) from exc
         return sorted(out)
 
 
@@ -187,14 +192,16 @@ def plain_http(settings: Settings) -> bool:
         return False
     parsed = urlparse(endpoint)
     if parsed.scheme not in ("http", "https"):
-        raise ConfigError(f"AWS_ENDPOINT_URL {endpoint!r}: expected an http:// or https:// URL")
+        msg = f"AWS_ENDPOINT_URL {endpoint!r}: expected an http:// or https:// URL"
+        raise ConfigError(msg)
     if parsed.scheme == "https":
         return False
     if not is_loopback(parsed.hostname) and not settings.s3_allow_http:
-        raise ConfigError(
+        msg = (
             f"AWS_ENDPOINT_URL {endpoint!r} is plain http to a host that is not loopback: use https, "
             "or set LAKEHOUSE_S3_ALLOW_HTTP=true to send credentials and data unencrypted"
         )
+        raise ConfigError(msg)
     return True
 
 

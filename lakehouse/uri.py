@@ -35,11 +35,13 @@ def confined(key: str) -> str:
     """``key``, or :class:`UnsafeKey` when it could leave its store's root."""
     reason = unsafe_reason(key)
     if reason is not None:
-        raise UnsafeKey(f"{key!r}: {reason}")
+        msg = f"{key!r}: {reason}"
+        raise UnsafeKey(msg)
     return key
 
 
 def is_s3(uri: str) -> bool:
+    """Whether ``uri`` is an ``s3://`` URI."""
     return uri.startswith("s3://")
 
 

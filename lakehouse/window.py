@@ -38,9 +38,11 @@ def window_ending_at(at: datetime, interval: timedelta) -> Window:
     still consumes the window of its schedule slot.
     """
     if at.tzinfo is None:
-        raise ValueError(f"{at.isoformat()} has no time zone: write it as 2026-01-01T00:15:00Z")
+        msg = f"{at.isoformat()} has no time zone: write it as 2026-01-01T00:15:00Z"
+        raise ValueError(msg)
     if interval <= timedelta(0):
-        raise ValueError(f"interval must be positive, got {interval}")
+        msg = f"interval must be positive, got {interval}"
+        raise ValueError(msg)
     at = at.astimezone(UTC)
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     end = epoch + ((at - epoch) // interval) * interval
@@ -61,22 +63,26 @@ def windows_between(start: datetime, end: datetime, interval: timedelta) -> list
     """
     for name, t in (("start", start), ("end", end)):
         if t.tzinfo is None or t.utcoffset() is None:
-            raise ValueError(f"{name} {t.isoformat()} has no time zone: write it as 2026-01-01T00:15:00Z")
+            msg = f"{name} {t.isoformat()} has no time zone: write it as 2026-01-01T00:15:00Z"
+            raise ValueError(msg)
     if interval <= timedelta(0):
-        raise ValueError(f"interval must be positive, got {interval}")
+        msg = f"interval must be positive, got {interval}"
+        raise ValueError(msg)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     if end <= start:
-        raise ValueError(
+        msg = (
             f"end {end.isoformat()} must be after start {start.isoformat()}: the range "
             "[start, end) holds no window"
         )
+        raise ValueError(msg)
     for name, t in (("start", start), ("end", end)):
         floor = window_ending_at(t, interval).end
         if floor != t:
-            raise ValueError(
+            msg = (
                 f"{name} {t.isoformat()} is not on the {_duration(interval)} window grid: "
                 f"use {floor.isoformat()} or {(floor + interval).isoformat()}"
             )
+            raise ValueError(msg)
     count = (end - start) // interval
     return [Window(start=start + k * interval, end=start + (k + 1) * interval) for k in range(count)]
 
@@ -101,13 +107,11 @@ def parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(cleaned)
     except ValueError as exc:
-        raise ValueError(
-            f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z"
-        ) from exc
+        msg = f"{text!r} is not an ISO 8601 timestamp such as 2026-01-01T00:15:00Z"
+        raise ValueError(msg) from exc
     if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(
-            f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00"
-        )
+        msg = f"{text!r} has no time zone: write it as 2026-01-01T00:15:00Z or with +01:00"
+        raise ValueError(msg)
     return value
 
 
@@ -118,7 +122,8 @@ def parse_interval(text: str) -> timedelta:
     """A positive duration such as ``90s``, ``5m``, ``15m`` or ``1h``; ``ValueError`` otherwise."""
     m = _INTERVAL.match(text)
     if not m or int(m.group(1)) == 0:
-        raise ValueError(f"{text!r} is not an interval such as 5m, 15m, 1h or 90s")
+        msg = f"{text!r} is not an interval such as 5m, 15m, 1h or 90s"
+        raise ValueError(msg)
     amount, unit = int(m.group(1)), m.group(2)
     return {
         "s": timedelta(seconds=amount),
@@ -144,7 +149,8 @@ def _interval_value(value: Any) -> Any:
     try:
         return parse_interval(value)
     except ValueError:
-        raise ValueError(f"expected an interval such as 5m, 15m or 1h, got {value!r}") from None
+        msg = f"expected an interval such as 5m, 15m or 1h, got {value!r}"
+        raise ValueError(msg) from None
 
 
 Interval = Annotated[timedelta, BeforeValidator(_interval_value)]

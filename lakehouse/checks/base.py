@@ -174,7 +174,8 @@ class CheckKind:
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         """The check's Soda v4 contract entries: one column check for a row-level kind
         (written under its column), else the dataset-level checks."""
-        raise NotImplementedError(f"check kind {self.name} has no Soda contract fragment")
+        msg = f"check kind {self.name} has no Soda contract fragment"
+        raise NotImplementedError(msg)
 
     def lookups(self, check: Check, references: References) -> dict[str, pa.Table]:
         """Tables the gate shows Soda besides the batch (a reference check's keys), by name."""
@@ -192,7 +193,8 @@ class CheckKind:
         """The threshold as reports show it: ``<= 10%``, ``>= 1 rows``."""
         if self.percent:
             return f"<= {0.0 if strict else check.max_percent:g}%"
-        raise NotImplementedError(f"check kind {self.name} has no threshold text")
+        msg = f"check kind {self.name} has no threshold text"
+        raise NotImplementedError(msg)
 
 
 _REGISTRY: dict[str, CheckKind] = {}
@@ -228,4 +230,5 @@ def kind_of(check: Check | str) -> CheckKind:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown check kind {name!r} (known: {', '.join(_REGISTRY)})") from None
+        msg = f"unknown check kind {name!r} (known: {', '.join(_REGISTRY)})"
+        raise KeyError(msg) from None

@@ -15,6 +15,8 @@ from lakehouse.specs import Check
 
 @register
 class Duplicate(CheckKind):
+    """``duplicate: [col, ...]``: no two rows of the batch share those columns' values."""
+
     name = "duplicate"
     order = 40
     value_type = list[str] | str

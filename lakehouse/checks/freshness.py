@@ -17,6 +17,8 @@ def _minutes(check: Check) -> float:
 
 @register
 class Freshness(CheckKind):
+    """``freshness: col``: the newest value is at most ``max_age`` older than the window's end."""
+
     name = "freshness"
     order = 60
     options = {"max_age": (OptionalInterval, None)}
@@ -27,7 +29,8 @@ class Freshness(CheckKind):
 
     def validate(self, decl: Any) -> None:
         if decl.max_age is None:
-            raise ValueError("a freshness check needs 'max_age' such as 1h or 30m")
+            msg = "a freshness check needs 'max_age' such as 1h or 30m"
+            raise ValueError(msg)
 
     def build(self, decl: Any, declared: Declared) -> Check | None:
         col = declared.columns[self.value(decl)]

@@ -12,6 +12,8 @@ from lakehouse.specs import Check
 
 @register
 class Missing(CheckKind):
+    """``missing: col``: a null value rejects the row."""
+
     name = "missing"
     order = 10
     row_level = True

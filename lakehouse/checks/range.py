@@ -15,6 +15,8 @@ from lakehouse.specs import Check
 
 @register
 class Range(CheckKind):
+    """``range: col``: a value outside ``[min, max]`` rejects the row."""
+
     name = "range"
     order = 30
     options = {"min": (float | None, None), "max": (float | None, None)}
@@ -23,9 +25,11 @@ class Range(CheckKind):
 
     def validate(self, decl: Any) -> None:
         if decl.min is None and decl.max is None:
-            raise ValueError("a range check needs 'min', 'max' or both")
+            msg = "a range check needs 'min', 'max' or both"
+            raise ValueError(msg)
         if decl.min is not None and decl.max is not None and decl.min > decl.max:
-            raise ValueError(f"range min {decl.min:g} is above max {decl.max:g}")
+            msg = f"range min {decl.min:g} is above max {decl.max:g}"
+            raise ValueError(msg)
 
     def build(self, decl: Any, declared: Declared) -> Check | None:
         col = declared.columns[self.value(decl)]

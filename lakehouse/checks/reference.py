@@ -32,6 +32,8 @@ def view_name(check: Check) -> str:
 
 @register
 class Reference(CheckKind):
+    """``reference: col``: a value that is not a key of another dataset's silver table rejects the row."""
+
     name = "reference"
     order = 50
     options = {"dataset": (str | None, None), "column": (str | None, None)}
@@ -44,7 +46,8 @@ class Reference(CheckKind):
 
     def validate(self, decl: Any) -> None:
         if not decl.dataset:
-            raise ValueError("a reference check needs 'dataset: <dataset whose key it must match>'")
+            msg = "a reference check needs 'dataset: <dataset whose key it must match>'"
+            raise ValueError(msg)
 
     def build(self, decl: Any, declared: Declared) -> Check | None:
         datasets = declared.datasets or {}
@@ -73,7 +76,8 @@ class Reference(CheckKind):
 
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
         if check.name not in references:
-            raise ValueError(f"{check.name}: the keys of {check.ref_dataset} were not given")
+            msg = f"{check.name}: the keys of {check.ref_dataset} were not given"
+            raise ValueError(msg)
         col, known = pl.col(check.target), references[check.name]
         return (
             col.is_not_null() & ~col.cast(pl.String).is_in(known.cast(pl.String).implode()),
@@ -92,5 +96,6 @@ class Reference(CheckKind):
 
     def lookups(self, check: Check, references: References) -> dict[str, pa.Table]:
         if check.name not in references:
-            raise ValueError(f"no reference keys given for {check.name}")
+            msg = f"no reference keys given for {check.name}"
+            raise ValueError(msg)
         return {view_name(check): pa.table({check.ref_column: references[check.name].cast(pl.String).to_arrow()})}

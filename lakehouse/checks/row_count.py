@@ -10,13 +10,16 @@ from lakehouse.specs import Check
 
 @register
 class RowCount(CheckKind):
+    """``row_count: n``: the batch holds at least ``n`` rows."""
+
     name = "row_count"
     order = 70
     value_type = int
 
     def validate(self, decl: Any) -> None:
         if self.value(decl) < 0:
-            raise ValueError("row_count must be 0 or more")
+            msg = "row_count must be 0 or more"
+            raise ValueError(msg)
 
     def columns(self, decl: Any) -> list[str]:
         return []

@@ -40,6 +40,8 @@ def types_query(spec: TableSpec, schema: str, table: str) -> str:
 
 @register
 class Schema(CheckKind):
+    """``schema: true``: the batch's columns and types are the declared ones."""
+
     name = "schema"
     order = 80
     value_type = bool
@@ -53,7 +55,8 @@ class Schema(CheckKind):
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         parts = contract.dataset.split("/")
         if len(parts) < 3:
-            raise ValueError(f"dataset {contract.dataset!r} is not <data source>/<schema>/<table>")
+            msg = f"dataset {contract.dataset!r} is not <data source>/<schema>/<table>"
+            raise ValueError(msg)
         return [
             {"schema": {"name": check.name, "allow_other_column_order": True}},
             {

@@ -16,6 +16,8 @@ from lakehouse.specs import Check
 
 @register
 class ValidValues(CheckKind):
+    """``valid_values: col``: a value outside ``values`` rejects the row."""
+
     name = "valid_values"
     order = 20
     options = {"values": (list[str] | None, None)}
@@ -24,7 +26,8 @@ class ValidValues(CheckKind):
 
     def validate(self, decl: Any) -> None:
         if not decl.values:
-            raise ValueError("a valid_values check needs 'values: [...]'")
+            msg = "a valid_values check needs 'values: [...]'"
+            raise ValueError(msg)
 
     def build(self, decl: Any, declared: Declared) -> Check:
         return Check(

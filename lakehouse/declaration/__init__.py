@@ -45,5 +45,6 @@ def load(path: str | Path | None = None) -> Declaration:
         return _parse_once(text, "<built-in shop pipeline>")
     file = Path(chosen)
     if not file.exists():
-        raise ConfigError(f"configuration file {file} does not exist")
+        msg = f"configuration file {file} does not exist"
+        raise ConfigError(msg)
     return _parse_once(file.read_text(), str(file))

@@ -114,9 +114,11 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid configuration:\n  {path}: not valid YAML: {exc}") from exc
+        msg = f"invalid configuration:\n  {path}: not valid YAML: {exc}"
+        raise ConfigError(msg) from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"invalid configuration:\n  {path}: expected a mapping with 'pipelines:' at the top")
+        msg = f"invalid configuration:\n  {path}: expected a mapping with 'pipelines:' at the top"
+        raise ConfigError(msg)
     try:
         decl: Any = file_model().model_validate(raw)  # a model built at run time: its fields are not declared
     except ValidationError as exc:

@@ -12,6 +12,7 @@ def gold_model(
     name: str, decl: Any, datasets: dict[str, Dataset], where: str, problems: Any,
     declared: frozenset[str] = frozenset(),
 ) -> GoldModel | None:
+    """The declared gold model ``name`` as a :class:`GoldModel`, or None after adding its problems."""
     import duckdb
 
     from lakehouse.layers.gold.models import referenced_tables

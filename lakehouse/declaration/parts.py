@@ -16,6 +16,7 @@ _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 def column(
     name: str, decl: str | ColumnDecl, where: str, problems: Problems, *, strings_as_numbers: bool = False
 ) -> Column | None:
+    """The declared column ``name`` as a :class:`Column`, or None after adding its problems."""
     if not is_identifier(name):
         problems.add(where, f"{name!r} is not a valid column name (letters, digits and _, not starting with a digit)")
         return None

@@ -23,7 +23,8 @@ def _confined_prefix(value: str) -> str:
     """A landing prefix stays under the landing root: no ``..``, no absolute path."""
     reason = unsafe_reason(value.strip("/") if not value.startswith("/") else value)
     if reason is not None:
-        raise ValueError(f"{value!r}: {reason}")
+        msg = f"{value!r}: {reason}"
+        raise ValueError(msg)
     return value
 
 
@@ -60,11 +61,14 @@ class SourceDecl(_Model):
     @model_validator(mode="after")
     def _interval_range(self) -> SourceDecl:
         if not timedelta(minutes=1) <= self.interval <= timedelta(hours=24):
-            raise ValueError("interval must be between 1m and 24h (5m–15m is typical)")
+            msg = "interval must be between 1m and 24h (5m–15m is typical)"
+            raise ValueError(msg)
         return self
 
 
 class ColumnDecl(_Model):
+    """A column as declared: its type, nullability and how it is derived."""
+
     type: str
     nullable: bool = True
     """``false``: a record whose value is null or absent is quarantined."""
@@ -86,10 +90,11 @@ class CheckBase(_Model):
     def _one_kind(self) -> CheckBase:
         found = [k for k in checks.kinds() if k.value(self) is not None]
         if len(found) != 1:
-            raise ValueError(
+            msg = (
                 f"a check has exactly one of {', '.join(k.name for k in checks.kinds())}; "
                 f"found {', '.join(k.name for k in found) or 'none'}"
             )
+            raise ValueError(msg)
         kind = found[0]
         kind.validate(self)
         for other in checks.kinds():

@@ -38,7 +38,8 @@ _hits: Counter[str] = Counter()
 def crash_point(name: str) -> None:
     """Kill this process with SIGKILL if ``LAKEHOUSE_CRASH_AT`` names this point (on its n-th hit)."""
     if name not in POINTS:
-        raise ValueError(f"unknown crash point {name!r}: add it to lakehouse.dev.faults.POINTS")
+        msg = f"unknown crash point {name!r}: add it to lakehouse.dev.faults.POINTS"
+        raise ValueError(msg)
     if os.environ.get("LAKEHOUSE_CRASH_AT") != name:
         return
     _hits[name] += 1
@@ -66,7 +67,8 @@ def rendezvous(name: str) -> None:
     Unset (the default), it does nothing.
     """
     if name not in RENDEZVOUS:
-        raise ValueError(f"unknown rendezvous {name!r}: add it to lakehouse.dev.faults.RENDEZVOUS")
+        msg = f"unknown rendezvous {name!r}: add it to lakehouse.dev.faults.RENDEZVOUS"
+        raise ValueError(msg)
     if os.environ.get("LAKEHOUSE_RENDEZVOUS_AT") != name:
         return
     import atexit

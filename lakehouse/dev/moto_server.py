@@ -84,14 +84,16 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SourceUnavailable(f"moto server exited with status {process.returncode}")
+            msg = f"moto server exited with status {process.returncode}"
+            raise SourceUnavailable(msg)
         try:
             with urllib.request.urlopen(f"{server.endpoint_url}/moto-api/", timeout=1):
                 return server
         except OSError:
             time.sleep(0.1)
     server.stop()
-    raise SourceUnavailable(f"moto server did not answer on port {port} within {timeout}s")
+    msg = f"moto server did not answer on port {port} within {timeout}s"
+    raise SourceUnavailable(msg)
 
 
 def client_of(endpoint_url: str) -> S3Client:

@@ -57,6 +57,8 @@ FAULTS = ("500", "503", "reset", "slow", "truncated")
 
 @dataclass
 class Faults:
+    """What the proxy injects: a random share of faults and lost acknowledgements, or the first ``count`` matching requests."""
+
     rate: float = 0.0
     lost_ack: float = 0.0
     random: random.Random = field(default_factory=lambda: random.Random(0))
@@ -284,7 +286,8 @@ class ProxyProcess:
         deadline = time.monotonic() + 20
         while not self.endpoint_url.startswith("http://"):
             if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError("the S3 proxy did not start")
+                msg = "the S3 proxy did not start"
+                raise RuntimeError(msg)
             self.endpoint_url = self._process.stdout.readline().strip()
 
     def tally(self) -> Tally:

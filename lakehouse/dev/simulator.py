@@ -233,9 +233,8 @@ class _Landings:
         self.first = _ceil_minute(start)
         self.last = _floor_minute(start + interval - timedelta(microseconds=1))
         if self.first > self.last:
-            raise ValueError(
-                f"the window from {start.isoformat()} of {interval} holds no whole minute"
-            )
+            msg = f"the window from {start.isoformat()} of {interval} holds no whole minute"
+            raise ValueError(msg)
 
     def at(self, offset: timedelta) -> datetime:
         """The whole minute at or before ``start + offset``, kept inside the window."""
@@ -359,19 +358,17 @@ def simulate(
         simulate(LocalStore("/tmp/landing"), start=parse_time("2026-01-01T00:00:00Z"), windows=4)
     """
     if start.tzinfo is None or start.utcoffset() is None:
-        raise ValueError(
-            f"start {start.isoformat()} has no time zone: give e.g. 2026-01-01T00:00:00Z"
-        )
+        msg = f"start {start.isoformat()} has no time zone: give e.g. 2026-01-01T00:00:00Z"
+        raise ValueError(msg)
     if windows < 0:
-        raise ValueError(f"windows must be 0 or more, got {windows}")
+        msg = f"windows must be 0 or more, got {windows}"
+        raise ValueError(msg)
     if interval < _MINUTE:
-        raise ValueError(
-            f"interval must be at least 1 minute (keys have minute precision), got {interval}"
-        )
+        msg = f"interval must be at least 1 minute (keys have minute precision), got {interval}"
+        raise ValueError(msg)
     if not MIN_ORDERS <= orders_per_window <= MAX_ORDERS:
-        raise ValueError(
-            f"orders_per_window must be between {MIN_ORDERS} and {MAX_ORDERS}, got {orders_per_window}"
-        )
+        msg = f"orders_per_window must be between {MIN_ORDERS} and {MAX_ORDERS}, got {orders_per_window}"
+        raise ValueError(msg)
     start = start.astimezone(UTC)
     out = []
     for k in range(1, windows + 1):

@@ -1,0 +1,1 @@
+"""The medallion layers: bronze, silver, quarantine and gold."""

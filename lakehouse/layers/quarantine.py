@@ -70,10 +70,11 @@ def append(settings: Settings, spec: TableSpec, rejected: pl.DataFrame, *, bronz
         return
     written = landed.rows_added or 0
     if written + earlier[-1] != expected:
-        raise CountsMismatch(
+        msg = (
             f"{spec.qualified_name}: rejected {expected}, but the quarantine commit wrote {written} "
             f"and held {earlier[-1]} from an earlier commit; silver was not committed"
         )
+        raise CountsMismatch(msg)
 
 
 def _reason_kind() -> pl.Expr:

@@ -98,7 +98,8 @@ def select(candidates: list[Target], names: Iterable[str]) -> list[Target]:
     chosen = [t for t in candidates if any(n in (t.table, t.table.split(".", 1)[1]) for n in wanted)]
     unknown = [n for n in wanted if not any(n in (t.table, t.table.split(".", 1)[1]) for t in candidates)]
     if unknown:
-        raise ConfigError(f"no table {', '.join(unknown)}; tables: {', '.join(t.table for t in candidates)}")
+        msg = f"no table {', '.join(unknown)}; tables: {', '.join(t.table for t in candidates)}"
+        raise ConfigError(msg)
     return chosen
 
 
@@ -108,7 +109,8 @@ def conflicts(target: Target) -> Iterator[None]:
     try:
         yield
     except CommitFailedError as exc:
-        raise CommitConflict(f"{target.table}: maintenance conflicted with another writer: {exc}") from exc
+        msg = f"{target.table}: maintenance conflicted with another writer: {exc}"
+        raise CommitConflict(msg) from exc
 
 
 # ----------------------------------------------------------------------------- optimize

@@ -113,7 +113,8 @@ def run_gate(
             try:
                 lookups |= checks.kind_of(check).lookups(check, references or {})
             except ValueError as exc:
-                raise ValueError(f"{spec.qualified_name}: {exc}") from None
+                msg = f"{spec.qualified_name}: {exc}"
+                raise ValueError(msg) from None
     # DuckDB cannot show a table without columns: with none to scan, nothing is measured
     results = verify(contract, view, spec, lookups, now) if shown else {}
     absent = set(spec.column_names) - set(present)

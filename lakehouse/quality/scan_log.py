@@ -40,6 +40,7 @@ SCAN_RESULTS_SCHEMA = pa.schema(
 
 
 def scan_results_uri(settings: Settings) -> str:
+    """The URI of the table that keeps every gate's scan results."""
     return join(settings.warehouse, "_quality", "scan_results")
 
 

@@ -346,7 +346,8 @@ def parse_file(
             return _records_as_json(pl.read_parquet(io.BytesIO(data)), first_line=1)
     except (pl.exceptions.PolarsError, OSError) as exc:
         return unreadable(data, _cause(format, exc))
-    raise ValueError(f"unknown format {format!r}")
+    msg = f"unknown format {format!r}"
+    raise ValueError(msg)
 
 
 READERS = 8

@@ -55,10 +55,12 @@ _EXACT_DOUBLE = 2.0**53
 
 
 def type_name(name: str) -> str:
+    """The name of the helper column that holds member ``name``'s JSON type."""
     return f"__type_{name}"
 
 
 def text_name(name: str) -> str:
+    """The name of the helper column that holds member ``name``'s JSON text."""
     return f"__text_{name}"
 
 

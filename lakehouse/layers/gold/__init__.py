@@ -61,6 +61,8 @@ class GoldBatch:
 
 @dataclass(frozen=True)
 class GoldResult:
+    """What a gold model's recompute did: partitions touched, rows, the version it landed as."""
+
     table: str
     touched: list[Any]
     rows: int
@@ -158,10 +160,11 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
         )
         rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
     except duckdb.PermissionException as exc:
-        raise ConfigError(
+        msg = (
             f"{model.spec.qualified_name}: a gold model reads only silver tables (silver.<dataset>); "
             f"DuckDB refused: {str(exc).splitlines()[0]}"
-        ) from exc
+        )
+        raise ConfigError(msg) from exc
     finally:
         con.close()
     rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
@@ -203,7 +206,8 @@ def commit(settings: Settings, batch: GoldBatch) -> GoldResult:
         try:
             return _commit(settings, dataclasses.replace(fresh, pipeline=None))
         except StaleBatch as again:
-            raise StaleBatch(f"{again} (stale again after one re-prepare from the new snapshots; the next run catches up)") from stale
+            msg = f"{again} (stale again after one re-prepare from the new snapshots; the next run catches up)"
+            raise StaleBatch(msg) from stale
 
 
 def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:

@@ -64,6 +64,5 @@ def commit(settings: Settings, batch: SilverBatch) -> SilverResult:
         try:
             return merge(settings, dataclasses.replace(fresh, dataset=None))
         except StaleBatch as again:
-            raise StaleBatch(
-                f"{again} (stale again after one re-prepare from the new snapshot; the next run promotes the rest)"
-            ) from stale
+            msg = f"{again} (stale again after one re-prepare from the new snapshot; the next run promotes the rest)"
+            raise StaleBatch(msg) from stale

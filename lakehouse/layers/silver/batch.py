@@ -34,10 +34,11 @@ class Counts:
 
     def check(self) -> None:
         if self.read != self.merged + self.rejected + self.duplicates + self.conflicts:
-            raise LakehouseError(
+            msg = (
                 f"rows do not add up: read {self.read} != merged {self.merged} + "
                 f"rejected {self.rejected} + duplicates {self.duplicates} + conflicts {self.conflicts}"
             )
+            raise LakehouseError(msg)
 
     def reconcile(self, table: str, *, bronze_rows: int | None, keys: int) -> None:
         """Check the counts against figures not derived from them, before anything is committed.
@@ -48,12 +49,14 @@ class Counts:
         is merged once, so a collapse that lost or doubled a key is caught here.
         """
         if bronze_rows is not None and self.read + self.superseded != bronze_rows:
-            raise CountsMismatch(
+            msg = (
                 f"{table}: bronze's commits added {bronze_rows} rows, but read {self.read} + "
                 f"superseded {self.superseded} = {self.read + self.superseded}; nothing was committed"
             )
+            raise CountsMismatch(msg)
         if self.merged != keys:
-            raise CountsMismatch(f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged; nothing was committed")
+            msg = f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged; nothing was committed"
+            raise CountsMismatch(msg)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class SilverBatch:
 
 @dataclass(frozen=True)
 class SilverResult:
+    """What a silver merge did: counts, rows inserted, updated and unchanged, rejects by reason."""
+
     table: str
     bronze_version: int | None
     counts: Counts | None
@@ -108,8 +113,10 @@ class SilverResult:
 
 
 def silver_uri(settings: Settings, spec: TableSpec) -> str:
+    """The URI of the dataset's silver table."""
     return settings.table_uri("silver", spec.name)
 
 
 def silver_app_of(spec: TableSpec) -> str:
+    """The application id of the dataset's bronze→silver promotion (:mod:`lakehouse.commit`)."""
     return silver_app(spec.name, bronze_name(spec))

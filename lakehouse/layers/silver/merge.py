@@ -33,6 +33,7 @@ log = logging.getLogger("lakehouse.layers.silver")
 
 
 def silver_schema(spec: TableSpec) -> pa.Schema:
+    """The Arrow schema of the dataset's silver table: its columns, the lineage columns, the bronze version."""
     lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
     fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
     return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
@@ -64,6 +65,7 @@ def _current_partitions(table: DeltaTable, spec: TableSpec, batch: pl.DataFrame)
 
 
 def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
+    """Merge a prepared batch into its silver table, exactly once (its bronze version is the transaction)."""
     spec = batch.spec
     options = storage_options(settings)
     uri = silver_uri(settings, spec)
@@ -122,10 +124,11 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     updated = int(metrics.get("num_target_rows_updated", 0))
     if metrics and (int(metrics.get("num_source_rows", -1)) != batch.counts.merged or inserted + updated > batch.counts.merged):
         # a merge's metrics exist only once its commit is made: the promotion is committed, the run fails loudly
-        raise CountsMismatch(
+        msg = (
             f"{spec.qualified_name}: merged {batch.counts.merged}, but the merge (version {landed.version}) read "
             f"{metrics.get('num_source_rows')} source rows, inserted {inserted} and updated {updated}"
         )
+        raise CountsMismatch(msg)
     crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
         "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
@@ -166,10 +169,11 @@ def schema_change(table: DeltaTable, declared: pa.Schema, spec: TableSpec) -> li
         for name in added if name in spec.column_names and not spec.column(name).nullable
     ]
     if problems:
-        raise SchemaDrift(
+        msg = (
             f"{spec.qualified_name}: the declaration does not match the existing table: {'; '.join(problems)}. "
             "Columns are a contract: add nullable columns, never rename or retype one (rebuild the table from bronze to change it)"
         )
+        raise SchemaDrift(msg)
     return added
 
 

@@ -41,7 +41,8 @@ def _derive(column: Column) -> pl.Expr:
     arg = arg.rstrip(")")
     if func == "date":
         return pl.col(arg).dt.date()
-    raise ValueError(f"column {column.name}: unknown derivation {column.derive!r}")
+    msg = f"column {column.name}: unknown derivation {column.derive!r}"
+    raise ValueError(msg)
 
 
 
@@ -239,4 +240,5 @@ def conflicts(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
 
 
 def silver_columns(spec: TableSpec) -> list[str]:
+    """The columns of a silver row: the declared ones, then lineage and the bronze version."""
     return [*spec.column_names, *SILVER_LINEAGE, BRONZE_VERSION]
