@@ -71,4 +71,5 @@ def test_a_port_taken_by_a_foreign_api_is_refused(tmp_path: Path) -> None:
                                            "--state-dir", str(tmp_path)])
     finally:
         server.shutdown()
+        server.server_close()
     assert out.exit_code == 1 and "already serves an API" in out.output

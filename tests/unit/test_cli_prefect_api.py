@@ -27,6 +27,7 @@ def api() -> str:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/api"
     server.shutdown()
+    server.server_close()
 
 
 def test_the_api_of_a_running_serve_is_reused(tmp_path, monkeypatch, api: str) -> None:

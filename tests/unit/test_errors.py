@@ -78,6 +78,7 @@ def test_a_real_body_cut_short_is_transient() -> None:
             client.get_object(Bucket="b", Key="k")["Body"].read()
     finally:
         server.shutdown()
+        server.server_close()
     assert type(caught.value).__name__ == "ResponseStreamingError"
     assert is_transient(caught.value)
 
