@@ -18,6 +18,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
 from lakehouse.dev.faults import crash_point
+from lakehouse.errors import ConfigError
 from lakehouse.window import Window, parse_interval, parse_time, window_ending_at
 from tasks.layers import (
     commit_gold,
@@ -163,7 +164,11 @@ def task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
     """
     settings = settings or Settings()
     if settings.task_runner == "dask":
-        from prefect_dask.task_runners import DaskTaskRunner
+        try:
+            from prefect_dask.task_runners import DaskTaskRunner
+        except ImportError as exc:
+            msg = "LAKEHOUSE_TASK_RUNNER=dask needs prefect-dask, which is not installed: pip install 'lakehouse[dask]'"
+            raise ConfigError(msg) from exc
 
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)

@@ -6,6 +6,7 @@ starts ``python -m moto.server`` on a free loopback port.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from lakehouse.errors import SourceUnavailable
+from lakehouse.errors import ConfigError, SourceUnavailable
 
 if TYPE_CHECKING:
     from lakehouse.storage import S3Client
@@ -72,7 +73,14 @@ class MotoServer:
 
 
 def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> MotoServer:
-    """Start ``moto.server`` on ``port`` (a free one by default) and wait until it answers."""
+    """Start ``moto.server`` on ``port`` (a free one by default) and wait until it answers.
+
+    moto comes with the ``demo`` extra (``pip install 'lakehouse[demo]'``; ``make install``
+    has it): without it this raises :class:`~lakehouse.errors.ConfigError` naming the extra.
+    """
+    if importlib.util.find_spec("moto") is None:
+        msg = "the embedded S3 server needs moto, which is not installed: pip install 'lakehouse[demo]'"
+        raise ConfigError(msg)
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

@@ -24,11 +24,24 @@ def _locked(path: Path) -> dict[str, str]:
     return pins
 
 
+SELF = re.compile(r"^lakehouse\[([^\]]*)\]$")
+"""An extra that includes others (``lakehouse[demo,dask]`` in ``dev``)."""
+
+
 def _declared(*extras: str) -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in extras:
-        requirements += project["optional-dependencies"][extra]
+    todo, done = list(extras), set()
+    while todo:
+        extra = todo.pop()
+        if extra in done:
+            continue
+        done.add(extra)
+        for requirement in project["optional-dependencies"][extra]:
+            if m := SELF.match(requirement.strip()):
+                todo += [e.strip() for e in m.group(1).split(",")]
+            else:
+                requirements.append(requirement)
     pins = {}
     for requirement in requirements:
         m = PIN.match(requirement.strip())
