@@ -73,6 +73,7 @@ class Settings(BaseSettings):
 
     @property
     def landing_root(self) -> str:
+        """Where files land: ``LAKEHOUSE_LANDING``, else ``<warehouse>/landing``."""
         return self.landing or join(self.warehouse, "landing")
 
     def table_uri(self, layer: str, name: str) -> str:

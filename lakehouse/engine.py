@@ -35,6 +35,7 @@ class WindowRun:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        """Add the block's seconds to step ``name`` of :attr:`seconds`."""
         began = time.perf_counter()
         try:
             yield

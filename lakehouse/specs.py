@@ -91,13 +91,16 @@ class Column:
 
     @property
     def decimal(self) -> tuple[int, int] | None:
+        """``(precision, scale)`` of a ``decimal(p,s)`` column, else None."""
         m = _DECIMAL.match(self.dtype)
         return (int(m.group(1)), int(m.group(2))) if m else None
 
     def polars_dtype(self) -> pl.DataType:
+        """The column's Polars type."""
         return type_of(self.dtype).polars
 
     def arrow_type(self) -> pa.DataType:
+        """The column's Arrow type."""
         return type_of(self.dtype).arrow
 
     def sql_type(self) -> str:
@@ -205,6 +208,7 @@ class Check:
 
     @property
     def name(self) -> str:
+        """The check's name in results and reasons: ``kind(columns)``."""
         cols = self.column_names
         return f"{self.kind}({','.join(cols)})" if cols else self.kind
 
@@ -263,19 +267,24 @@ class TableSpec:
 
     @property
     def qualified_name(self) -> str:
+        """``layer.name``, as the table is named in logs and results."""
         return f"{self.layer}.{self.name}"
 
     def column(self, name: str) -> Column:
+        """The column ``name``."""
         return self._index[name]
 
     @property
     def column_names(self) -> list[str]:
+        """The columns' names, in declared order."""
         return [c.name for c in self.columns]
 
     def polars_schema(self) -> pl.Schema:
+        """The table's Polars schema."""
         return pl.Schema({c.name: c.polars_dtype() for c in self.columns})
 
     def arrow_schema(self) -> pa.Schema:
+        """The table's Arrow schema, with each column's nullability."""
         return pa.schema(
             [pa.field(c.name, c.arrow_type(), nullable=c.nullable) for c in self.columns]
         )
@@ -331,6 +340,7 @@ class Pipeline:
     """The declared sources by name (:class:`lakehouse.declaration.schema.SourceDecl`)."""
 
     def dataset(self, name: str) -> Dataset:
+        """The dataset ``name`` of this pipeline."""
         for d in self.datasets:
             if d.spec.name == name:
                 return d

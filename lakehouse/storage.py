@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import urlparse
 
+from typing_extensions import override
+
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceUnavailable, StorageMissing, one_line, reported
 from lakehouse.uri import UnsafeKey, confined, is_s3, join, unsafe_reason
@@ -39,9 +41,13 @@ class ObjectStore(Protocol):
 
     root: str
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` as object ``key`` (replacing it)."""
+        ...
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The bytes of object ``key``."""
+        ...
 
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         """Objects under ``prefix`` (and, with ``start_after``, keys after it), sorted by key."""
@@ -52,7 +58,7 @@ class ObjectStore(Protocol):
         ...
 
 
-class LocalStore:
+class LocalStore(ObjectStore):
     """An object store in a local folder (tests, laptops without S3)."""
 
     def __init__(self, root: str | Path) -> None:
@@ -68,6 +74,7 @@ class LocalStore:
             raise UnsafeKey(msg)
         return path
 
+    @override
     def put(self, key: str, data: bytes) -> None:
         path = self._inside(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,13 +82,16 @@ class LocalStore:
         tmp.write_bytes(data)
         tmp.replace(path)
 
+    @override
     def get(self, key: str) -> bytes:
         return self._inside(key).read_bytes()
 
+    @override
     def delete(self, keys: list[str]) -> None:
         for key in keys:
             (self._path / key).unlink(missing_ok=True)
 
+    @override
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         base = self._path / confined(prefix) if prefix else self._path
         if not base.exists():
@@ -111,7 +121,7 @@ class S3Client(Protocol):
     def download_file(self, bucket: str, key: str, filename: str) -> None: ...
 
 
-class S3Store:
+class S3Store(ObjectStore):
     """An object store under ``s3://bucket/prefix``, through boto3."""
 
     def __init__(self, root: str, client: S3Client) -> None:
@@ -125,13 +135,16 @@ class S3Store:
         confined(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @override
     def put(self, key: str, data: bytes) -> None:
         self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
+    @override
     def get(self, key: str) -> bytes:
         resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
         return resp["Body"].read()
 
+    @override
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1000 keys
             chunk = [{"Key": self._key(k)} for k in keys[start : start + 1000]]
@@ -144,6 +157,7 @@ class S3Store:
                 )
                 raise OSError(msg)
 
+    @override
     def list(self, prefix: str = "", *, start_after: str | None = None) -> list[ObjectInfo]:
         strip = len(self.prefix) + 1 if self.prefix else 0
         paginator = self._client.get_paginator("list_objects_v2")

@@ -27,6 +27,7 @@ class Window:
 
     @property
     def batch_id(self) -> str:
+        """The window's batch id: its end as ``YYYYMMDDTHHMMSSZ``."""
         return self.end.strftime("%Y%m%dT%H%M%SZ")
 
 

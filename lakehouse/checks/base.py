@@ -46,6 +46,7 @@ class Declared:
     """The pipeline's declared datasets by name (``DatasetDecl``), for checks that name one."""
 
     def problem(self, message: str, *, at: str = "") -> None:
+        """Record a problem of the check being built, at ``at`` under its place in the file."""
         self.problems.add(self.where + at, message)
 
 
@@ -64,6 +65,7 @@ class Contract:
         return 0.0 if self.strict else check.max_percent
 
     def percent_threshold(self, check: Check) -> dict[str, Any]:
+        """The Soda threshold of a percent metric: at most the check's ``max_percent``."""
         return threshold(check, metric="percent", must_be_less_than_or_equal=number(self.limit(check)))
 
 
@@ -169,6 +171,7 @@ class CheckKind:
     # --- the gate -------------------------------------------------------------------------
 
     def gated(self, strict: bool) -> bool:
+        """Whether a failure of the check blocks the batch at this gate (``strict``: silver→gold)."""
         return self.strict_gate if strict else self.loose_gate
 
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing_extensions import override
+
 from lakehouse.checks.base import CheckKind, Contract, Declared, register, threshold
 from lakehouse.specs import Check
 
@@ -22,15 +24,19 @@ class Duplicate(CheckKind):
     value_type = list[str] | str
     loose_gate = False
 
+    @override
     def columns(self, decl: Any) -> list[str]:
         value = self.value(decl)
         return [value] if isinstance(value, str) else list(value or [])
 
+    @override
     def build(self, decl: Any, declared: Declared) -> Check:
         return Check(self.name, columns=tuple(self.columns(decl)), level=decl.level)
 
+    @override
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         return [{"duplicate": {"name": check.name, "columns": list(check.columns), "threshold": threshold(check, must_be=0)}}]
 
+    @override
     def threshold_text(self, check: Check, strict: bool) -> str:
         return "= 0 duplicate rows"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+from typing_extensions import override
 
 from lakehouse.checks.base import CheckKind, Contract, Declared, References, number, register
 from lakehouse.specs import Check
@@ -23,6 +24,7 @@ class Range(CheckKind):
     row_level = True
     percent = True
 
+    @override
     def validate(self, decl: Any) -> None:
         if decl.min is None and decl.max is None:
             msg = "a range check needs 'min', 'max' or both"
@@ -31,6 +33,7 @@ class Range(CheckKind):
             msg = f"range min {decl.min:g} is above max {decl.max:g}"
             raise ValueError(msg)
 
+    @override
     def build(self, decl: Any, declared: Declared) -> Check | None:
         col = declared.columns[self.value(decl)]
         if col.dtype not in ("int64", "float64") and not col.decimal:
@@ -41,6 +44,7 @@ class Range(CheckKind):
             max_percent=decl.max_percent, level=decl.level,
         )
 
+    @override
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
         col = pl.col(check.target)
         bad = pl.lit(False)
@@ -55,6 +59,7 @@ class Range(CheckKind):
             pl.format(f"{check.column} {{}} out of range [{lo}, {hi}]", col.cast(pl.String)),
         )
 
+    @override
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         body: dict[str, Any] = {"name": check.name}
         if check.min is not None:

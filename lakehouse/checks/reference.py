@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+from typing_extensions import override
 
 from lakehouse.checks.base import (
     DATA_SOURCE,
@@ -44,11 +45,13 @@ class Reference(CheckKind):
     strict_gate = False  # true of every promoted row when it entered silver; keys are never deleted
     datasets_only = True
 
+    @override
     def validate(self, decl: Any) -> None:
         if not decl.dataset:
             msg = "a reference check needs 'dataset: <dataset whose key it must match>'"
             raise ValueError(msg)
 
+    @override
     def build(self, decl: Any, declared: Declared) -> Check | None:
         datasets = declared.datasets or {}
         target = datasets.get(decl.dataset or "")
@@ -74,6 +77,7 @@ class Reference(CheckKind):
             max_percent=decl.max_percent, level=decl.level,
         )
 
+    @override
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
         if check.name not in references:
             msg = f"{check.name}: the keys of {check.ref_dataset} were not given"
@@ -84,6 +88,7 @@ class Reference(CheckKind):
             pl.format(f"unknown {check.column}: '{{}}' is not in silver.{check.ref_dataset}", col.cast(pl.String)),
         )
 
+    @override
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         body = {
             "name": check.name,
@@ -94,6 +99,7 @@ class Reference(CheckKind):
         }
         return [{"invalid": {**body, "threshold": contract.percent_threshold(check)}}]
 
+    @override
     def lookups(self, check: Check, references: References) -> dict[str, pa.Table]:
         if check.name not in references:
             msg = f"no reference keys given for {check.name}"

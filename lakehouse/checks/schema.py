@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from typing_extensions import override
+
 from lakehouse.checks.base import CheckKind, Contract, Declared, measured, register, threshold
 from lakehouse.specs import Check, TableSpec
 
@@ -46,12 +48,15 @@ class Schema(CheckKind):
     order = 80
     value_type = bool
 
+    @override
     def columns(self, decl: Any) -> list[str]:
         return []
 
+    @override
     def build(self, decl: Any, declared: Declared) -> Check:
         return Check(self.name, level=decl.level)
 
+    @override
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         parts = contract.dataset.split("/")
         if len(parts) < 3:
@@ -68,11 +73,13 @@ class Schema(CheckKind):
             },
         ]
 
+    @override
     def measure(self, check: Check, results: Mapping[str, Any], *, empty: bool) -> tuple[bool, float | None]:
         schema, types = results.get(check.name), results.get(TYPES_CHECK)
         passed = all(r is not None and r.is_passed for r in (schema, types))
         return passed, _schema_value(schema, types)
 
+    @override
     def threshold_text(self, check: Check, strict: bool) -> str:
         return "= 0 differences"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
+from typing_extensions import override
 
 from lakehouse.checks.base import CheckKind, Contract, Declared, References, register
 from lakehouse.specs import Check
@@ -24,17 +25,20 @@ class ValidValues(CheckKind):
     row_level = True
     percent = True
 
+    @override
     def validate(self, decl: Any) -> None:
         if not decl.values:
             msg = "a valid_values check needs 'values: [...]'"
             raise ValueError(msg)
 
+    @override
     def build(self, decl: Any, declared: Declared) -> Check:
         return Check(
             self.name, column=self.value(decl), values=tuple(decl.values or ()),
             max_percent=decl.max_percent, level=decl.level,
         )
 
+    @override
     def rule(self, check: Check, references: References) -> tuple[pl.Expr, pl.Expr]:
         col = pl.col(check.target)
         allowed = ", ".join(check.values)
@@ -43,6 +47,7 @@ class ValidValues(CheckKind):
             pl.format(f"invalid {check.column}: '{{}}' is not one of [{allowed}]", col),
         )
 
+    @override
     def soda(self, check: Check, contract: Contract) -> list[dict[str, Any]]:
         body = {"name": check.name, "valid_values": list(check.values)}
         return [{"invalid": {**body, "threshold": contract.percent_threshold(check)}}]

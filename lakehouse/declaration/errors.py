@@ -17,9 +17,11 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, where: str, message: str) -> None:
+        """Record a problem at ``where`` (a dotted path in the file)."""
         self.items.append(f"{self.path}: {where}: {message}")
 
     def raise_if_any(self) -> None:
+        """Raise :class:`ConfigError` listing every problem, if there is any."""
         if self.items:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(self.items))
 

@@ -104,9 +104,11 @@ class CheckBase(_Model):
 
     @property
     def kind(self) -> str:
+        """The name of the check's kind: the one kind key it sets."""
         return next(k.name for k in checks.kinds() if k.value(self) is not None)
 
     def columns(self) -> list[str]:
+        """The columns the check names."""
         return checks.kind_of(self.kind).columns(self)
 
 
@@ -134,6 +136,7 @@ class DatasetBase(_Model):
         return None if value is None else _confined_prefix(value)
 
     def key_columns(self) -> list[str]:
+        """The key as a list of columns."""
         return [self.key] if isinstance(self.key, str) else list(self.key)
 
 
@@ -148,6 +151,7 @@ class ModelBase(_Model):
     description: str = ""
 
     def key_columns(self) -> list[str]:
+        """The key as a list of columns (none if undeclared)."""
         if self.key is None:
             return []
         return [self.key] if isinstance(self.key, str) else list(self.key)

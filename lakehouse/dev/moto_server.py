@@ -41,6 +41,7 @@ class MotoServer:
 
     @property
     def endpoint_url(self) -> str:
+        """The server's HTTP endpoint on the loopback interface."""
         return f"http://127.0.0.1:{self.port}"
 
     def env(self, warehouse: str) -> dict[str, str]:
@@ -54,9 +55,11 @@ class MotoServer:
         }
 
     def create_bucket(self, bucket: str) -> None:
+        """Create ``bucket`` in the server."""
         client_of(self.endpoint_url).create_bucket(Bucket=bucket)
 
     def stop(self) -> None:
+        """Stop the server process (and wait for it)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:

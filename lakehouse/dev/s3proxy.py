@@ -232,6 +232,7 @@ class CountingProxy:
 
     @property
     def endpoint_url(self) -> str:
+        """The proxy's HTTP endpoint on the loopback interface."""
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def targeted(self, request: str) -> tuple[int, str] | None:
@@ -312,6 +313,7 @@ class ProxyProcess:
             pass
 
     def stop(self) -> None:
+        """Stop the proxy process (and wait for it)."""
         self._process.terminate()
         self._process.wait(timeout=10)
 

@@ -82,9 +82,11 @@ class FileCursor:
     uploaded: datetime | None = None
 
     def horizon(self, lookback: timedelta) -> datetime | None:
+        """The watermark less ``lookback``: a file that landed before it is late (None before any file)."""
         return None if self.watermark is None else self.watermark - lookback
 
     def seen(self) -> set[tuple[str, str]]:
+        """The (key, version) pairs of the files the cursor remembers (``recent``)."""
         return {(key, version) for key, version, _, _ in self.recent}
 
     def advance(
@@ -108,6 +110,7 @@ class FileCursor:
         return FileCursor(watermark, kept, ordered, newest)
 
     def to_json(self) -> dict[str, object]:
+        """The cursor as JSON values, to commit with the batch."""
         return {
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "uploaded": self.uploaded.isoformat() if self.uploaded else None,
@@ -117,6 +120,7 @@ class FileCursor:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> FileCursor:
+        """The cursor that :meth:`to_json` wrote."""
         def when(value: object) -> datetime | None:
             return datetime.fromisoformat(str(value)) if value else None
 
@@ -213,16 +217,11 @@ def _lines_of_text(text: str) -> pl.DataFrame:
     )
 
 
-def _zoned(dtype: pl.DataType) -> bool:
-    """A datetime type with a time zone."""
-    return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
-
-
 def _records_as_json(frame: pl.DataFrame, first_line: int) -> pl.DataFrame:
     """Rows of a tabular file as JSON object text, so every format types the same way."""
     temporal = [n for n, t in frame.schema.items() if t.is_temporal()]
     frame = frame.with_columns(
-        [pl.col(n).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z") if _zoned(frame.schema[n]) else pl.col(n).cast(pl.String) for n in temporal]
+        [pl.col(n).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%:z") if isinstance(t := frame.schema[n], pl.Datetime) and t.time_zone else pl.col(n).cast(pl.String) for n in temporal]
     )
     return frame.select(pl.struct(pl.all()).struct.json_encode().alias("_raw")).with_row_index(
         "_line", offset=first_line
@@ -320,9 +319,7 @@ def _csv_records(text: str) -> pl.DataFrame:
     return pl.concat(parts).sort("_line")
 
 
-def parse_file(
-    data: bytes, *, format: FileFormat = "jsonl", compression: Compression = "none", key: str = ""
-) -> pl.DataFrame:
+def parse_file(data: bytes, *, format: FileFormat = "jsonl", compression: Compression = "none", key: str = "") -> pl.DataFrame:
     """The records of one file as ``_raw`` text and ``_line`` numbers.
 
     JSONL: one row per non-blank line, as received. CSV and Parquet: one JSON object per

@@ -33,6 +33,7 @@ class Counts:
     """Rows with the winner's key and ordering value but another payload (the later delivery won)."""
 
     def check(self) -> None:
+        """Raise :class:`CountsMismatch` unless every row read is merged, rejected, a duplicate or a conflict."""
         if self.read != self.merged + self.rejected + self.duplicates + self.conflicts:
             msg = (
                 f"rows do not add up: read {self.read} != merged {self.merged} + "
