@@ -62,10 +62,12 @@ def run_window(settings: Settings, chosen: Pipeline, window: Window) -> Steps:
 
 def run_flow(window: Window, chosen: Pipeline) -> dict[str, Any]:
     """The same window through the Prefect flow (``LAKEHOUSE_*`` and ``PREFECT_API_URL`` set)."""
+    from flows.inprocess import in_this_process
     from flows.microbatch import micro_batch
 
     interval = f"{int(chosen.interval.total_seconds() // 60)}m"
-    return micro_batch(at=window.end, interval=interval, pipeline=chosen.name)
+    with in_this_process():  # as the `lakehouse` command runs it
+        return micro_batch(at=window.end, interval=interval, pipeline=chosen.name)
 
 
 def silver_commit(settings: Settings, batch: Any) -> Any:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -166,12 +167,21 @@ def _prefect_api(state_dir: str = ".lakehouse") -> None:
     err.print(f"using the running Prefect API at {url}")
 
 
+def _flow_here() -> AbstractContextManager[None]:
+    """Before a flow runs in this process: the Prefect API to use, and no heartbeats
+    (``flows.inprocess.in_this_process``: the command waits for its run)."""
+    from flows.inprocess import in_this_process
+
+    _prefect_api()
+    return in_this_process()
+
+
 def _run_window(at: Any, interval: str | None, pipeline: str | None = None) -> tuple[bool, Any]:
     from flows.microbatch import micro_batch
 
-    _prefect_api()
     try:
-        state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
+        with _flow_here():
+            state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
     except Exception as exc:  # Prefect's own start-up, before the flow runs
         if "Prefect API" not in str(exc) and "ephemeral" not in str(exc).lower():
             raise
@@ -252,8 +262,7 @@ def backfill(
             following = f"window {windows[done.index]}" if done.index < done.total else "done"
             bar.update(task, advance=1, description=following)
 
-        _prefect_api()
-        with listening(advance):
+        with _flow_here(), listening(advance):
             state = backfill_flow(start=windows[0].start, end=windows[-1].end, interval=interval,
                                   pipeline=pipeline, return_state=True)
     if not state.is_completed():
@@ -336,7 +345,7 @@ def demo(
         from flows.replay import replay_quarantine
 
         console.rule("lakehouse quarantine replay: rows that pass now (their product has arrived)")
-        with console.status("replaying the quarantine"):
+        with console.status("replaying the quarantine"), _flow_here():
             state = replay_quarantine(pipeline="shop", return_state=True)
         if not state.is_completed():
             err.print(f"[red]replay failed:[/] {state.message}")
@@ -554,8 +563,8 @@ def quarantine_replay(
     from flows.replay import replay_quarantine
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    _prefect_api()
-    with Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console, transient=True):
+    with _flow_here(), Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console,
+                                transient=True):
         state = replay_quarantine(pipeline=chosen.name, tables=names or None, return_state=True)
     if not state.is_completed():
         err.print(f"[red]replay failed:[/] {state.message}", soft_wrap=True)
@@ -605,8 +614,7 @@ def maintain(
 
     from flows.maintenance import maintenance
 
-    _prefect_api()
-    with Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
+    with _flow_here(), Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
         state = maintenance(pipeline=chosen.name, tables=table or None, dry_run=dry_run,
                             retention_hours=retention_hours, return_state=True)
     if not state.is_completed():
