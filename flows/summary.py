@@ -49,6 +49,7 @@ class BronzeCounts(_Plain):
 
     @classmethod
     def of(cls, result: BronzeResult) -> BronzeCounts:
+        """The counts of one bronze ingest."""
         return cls(table=result.table, rows=result.rows, commits=result.commits, files_added=result.files_added)
 
 
@@ -78,6 +79,7 @@ class TableCounts(_Plain):
 
     @classmethod
     def of(cls, result: SilverResult) -> TableCounts:
+        """The counts of one silver merge (which always has counts)."""
         counts = result.counts
         assert counts is not None, f"{result.table}: a merge without counts"
         return cls(
@@ -101,6 +103,7 @@ class GoldChange(_Plain):
 
     @classmethod
     def of(cls, result: GoldResult) -> GoldChange:
+        """What one gold overwrite changed; partitions as text."""
         return cls(table=result.table, partitions=[str(p) for p in result.touched], rows=result.rows,
                    files_added=result.files_added, preview=result.preview)
 
@@ -177,6 +180,7 @@ class ReplayCounts(_Plain):
 
     @classmethod
     def of(cls, result: ReplayResult) -> ReplayCounts:
+        """What one dataset's replay did."""
         return cls(table=result.table, candidates=result.candidates, replayed=result.replayed,
                    still_failing=dict(result.still_failing), bronze_version=result.version)
 
@@ -211,6 +215,7 @@ class MaintenanceRow(_Plain):
 
     @classmethod
     def of(cls, done: TableMaintenance) -> MaintenanceRow:
+        """The row of one table's three maintenance steps."""
         return cls(**done.row())
 
 
@@ -227,6 +232,7 @@ class MaintenanceSummary(_Plain):
 
     @classmethod
     def of(cls, pipeline: str, done: list[TableMaintenance], *, dry_run: bool, seconds: float) -> MaintenanceSummary:
+        """The run over ``done``, one row per table, with the files each rewrote and vacuumed."""
         return cls(
             pipeline=pipeline, dry_run=dry_run, seconds=seconds, tables=[MaintenanceRow.of(d) for d in done],
             rewrite={d.optimized.table: list(d.optimized.files) for d in done if d.optimized.files},
