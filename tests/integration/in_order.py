@@ -30,7 +30,7 @@ def main(bucket: str, out: str) -> int:
     with listening(lambda done: built.done(done, endpoint)), in_this_process():
         state = backfill(start=START, end=window_end(WINDOWS), interval="15m", return_state=True)
     built.completed, built.message = state.is_completed(), state.message
-    built.returned = state.result() if built.completed else []
+    built.returned = state.result() if built.completed else None
     built.flow_run_id = state.state_details.flow_run_id
     built.artifacts = {key: Artifact.get(key).data for key in ("backfill-progress", "backfill-summary")}
     Path(out).write_bytes(pickle.dumps(built))
