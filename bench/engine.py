@@ -12,11 +12,14 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
 from lakehouse.window import Window
+
+if TYPE_CHECKING:
+    from flows.summary import BatchSummary
 
 PIPELINE_FILE = Path(__file__).with_name("pipeline.yaml")
 
@@ -60,12 +63,14 @@ def run_window(settings: Settings, chosen: Pipeline, window: Window) -> Steps:
     return steps
 
 
-def run_flow(window: Window, chosen: Pipeline) -> dict[str, Any]:
+def run_flow(window: Window, chosen: Pipeline) -> BatchSummary:
     """The same window through the Prefect flow (``LAKEHOUSE_*`` and ``PREFECT_API_URL`` set)."""
+    from flows.inprocess import in_this_process
     from flows.microbatch import micro_batch
 
     interval = f"{int(chosen.interval.total_seconds() // 60)}m"
-    return micro_batch(at=window.end, interval=interval, pipeline=chosen.name)
+    with in_this_process():  # as the `lakehouse` command runs it
+        return micro_batch(at=window.end, interval=interval, pipeline=chosen.name)
 
 
 def silver_commit(settings: Settings, batch: Any) -> Any:

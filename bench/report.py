@@ -102,6 +102,8 @@ def _rows(outcome: Outcome) -> list[tuple[str, str]]:
         return [(f"window of {f['lines']:,} lines, engine alone", _fmt(f["engine_seconds"], "s")),
                 ("  the same window as a Prefect flow", _fmt(f["flow_seconds"], "s")),
                 ("  Prefect's share", _fmt(f["overhead"], "share")),
+                ("  CPU: engine alone, as a flow", f"{_fmt(f.get('engine_cpu_seconds'), 's')}, {_fmt(f.get('flow_cpu_seconds'), 's')}"),
+                ("  Prefect's share of CPU (this process)", _fmt(f.get("cpu_overhead"), "share")),
                 ("  Prefect's imports, once per process", _fmt(f.get("prefect_import_seconds"), "s"))]
     if outcome.scenario == "files":
         return [(f"data files after {f['windows']} windows, no maintenance", ", ".join(f"{k} {v}" for k, v in f["without"].items())),

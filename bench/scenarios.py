@@ -417,13 +417,17 @@ def prefect_share(bench: Bench, size: Size) -> Outcome:
             bench.run("window", warehouse=wh, landing=landing, **bench.window(shape, 0))
         a = bench.run("window", warehouse=plain, landing=landing, **bench.window(shape, 1))
         b = bench.run("flow", warehouse=flowed, landing=landing, **bench.window(shape, 1))
-        runs.append({"engine": a, "flow": b, "overhead": (b["seconds"] - a["seconds"]) / a["seconds"]})
+        runs.append({"engine": a, "flow": b, "overhead": (b["seconds"] - a["seconds"]) / a["seconds"],
+                     "cpu_overhead": (b["cpu_seconds"] - a["cpu_seconds"]) / a["cpu_seconds"]})
         bench.discard(plain, flowed)
     out.figures = {
         "lines": size.window_lines,
         "engine_seconds": median([r["engine"]["seconds"] for r in runs]),
         "flow_seconds": median([r["flow"]["seconds"] for r in runs]),
         "overhead": median([r["overhead"] for r in runs]),
+        "engine_cpu_seconds": median([r["engine"]["cpu_seconds"] for r in runs]),
+        "flow_cpu_seconds": median([r["flow"]["cpu_seconds"] for r in runs]),
+        "cpu_overhead": median([r["cpu_overhead"] for r in runs]),
         "prefect_import_seconds": median([r["flow"].get("prefect_import_seconds", 0.0) for r in runs]),
     }
     out.details["runs"] = runs

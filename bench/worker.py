@@ -104,7 +104,7 @@ def step_flow(job: dict[str, Any]) -> dict[str, Any]:
 
     chosen, window = engine.pipeline(), _window(job)
     figures, summary = measured(lambda: engine.run_flow(window, chosen))
-    return {**figures, "flow_seconds": summary.get("seconds"), "prefect_import_seconds": imports}
+    return {**figures, "flow_seconds": summary.seconds, "prefect_import_seconds": imports}
 
 
 def step_bronze(job: dict[str, Any]) -> dict[str, Any]:

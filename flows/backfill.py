@@ -34,6 +34,7 @@ from prefect.artifacts import (
 from prefect.runtime import flow_run
 
 from flows.microbatch import micro_batch
+from flows.summary import BackfillSummary, BatchSummary, markdown
 from lakehouse.declaration import Pipeline, load
 from lakehouse.errors import GateFailed, TerminalError
 from lakehouse.window import Window, parse_interval, parse_time, windows_between
@@ -56,7 +57,7 @@ class WindowDone:
     """1-based position of the window in the backfill."""
     total: int
     window: Window
-    summary: dict[str, Any]
+    summary: BatchSummary
     """What ``micro_batch`` returned for the window."""
 
 
@@ -118,7 +119,7 @@ def backfill(
     end: datetime,
     interval: str | None = None,
     pipeline: str | None = None,
-) -> list[dict[str, Any]]:
+) -> BackfillSummary:
     """Run every window of ``[start, end)`` through every layer, in order, as subflows.
 
     Safe to re-run and to resume after an interruption: finished windows commit nothing
@@ -132,7 +133,7 @@ def backfill(
         pipeline: which pipeline of the declaration; needed only when it has several.
 
     Returns:
-        The ``micro_batch`` summary of each window, in order.
+        The backfill, with the ``micro_batch`` summary of each window in order (``windows``).
 
     Raises:
         WindowFailed: a window was blocked by a gate or failed; it names the window.
@@ -143,14 +144,14 @@ def backfill(
     progress = cast(UUID, create_progress_artifact(  # in a sync flow the call returns the UUID
         progress=0.0, key="backfill-progress", description=f"{chosen.name} backfill {span(windows)}: 0/{len(windows)} windows",
     ))
-    summaries: list[dict[str, Any]] = []
+    summaries: list[BatchSummary] = []
     for index, window in enumerate(windows, 1):
         state = micro_batch(at=window.end, interval=interval, pipeline=chosen.name, return_state=True)
         if not state.is_completed():
             failure = _stop(chosen, windows, index, state)
             _publish(chosen, windows, summaries, stopped=(window, str(failure)))
             raise failure
-        summary = state.result()
+        summary: BatchSummary = state.result()
         summaries.append(summary)
         update_progress_artifact(
             progress, 100.0 * index / len(windows),
@@ -158,8 +159,7 @@ def backfill(
         )
         for listener in list(_listeners):
             listener(WindowDone(index=index, total=len(windows), window=window, summary=summary))
-    _publish(chosen, windows, summaries)
-    return summaries
+    return _publish(chosen, windows, summaries)
 
 
 def _stop(pipeline: Pipeline, windows: list[Window], index: int, state: Any) -> WindowFailed:
@@ -180,46 +180,13 @@ def _stop(pipeline: Pipeline, windows: list[Window], index: int, state: Any) -> 
 def _publish(
     pipeline: Pipeline,
     windows: list[Window],
-    summaries: list[dict[str, Any]],
+    summaries: list[BatchSummary],
     *,
     stopped: tuple[Window, str] | None = None,
-) -> None:
-    create_markdown_artifact(
-        key="backfill-summary",
-        markdown=summary_markdown(pipeline, windows, summaries, stopped=stopped),
-        description=f"{pipeline.name} backfill {span(windows)}",
+) -> BackfillSummary:
+    summary = BackfillSummary(
+        pipeline=pipeline.name, span=span(windows), planned=len(windows), windows=summaries,
+        stopped_at=str(stopped[0]) if stopped else None, reason=stopped[1] if stopped else None,
     )
-
-
-def _totals(summary: dict[str, Any]) -> tuple[int, int, int, int, int]:
-    """A window's rows read, merged, rejected and duplicates over its tables, and its gold partitions."""
-    tables = summary["tables"]
-    read, merged, rejected, duplicates = (sum(t[c] for t in tables) for c in ("read", "merged", "rejected", "duplicates"))
-    return read, merged, rejected, duplicates, sum(len(g["partitions"]) for g in summary["gold"])
-
-
-def window_line(summary: dict[str, Any]) -> str:
-    """One window in one line: files, rows read, merged, rejected, duplicates, gold partitions."""
-    read, merged, rejected, duplicates, partitions = _totals(summary)
-    return (f"{summary['window']}: {summary['files']} files, read {read}, merged {merged}, "
-            f"rejected {rejected}, duplicates {duplicates}; gold {partitions} partition(s)")
-
-
-def summary_markdown(
-    pipeline: Pipeline,
-    windows: list[Window],
-    summaries: list[dict[str, Any]],
-    *,
-    stopped: tuple[Window, str] | None = None,
-) -> str:
-    """The backfill as a markdown table: one row per window finished."""
-    lines = [f"# {pipeline.name} backfill {span(windows)}", "",
-             f"{len(summaries)} of {len(windows)} windows done.", "",
-             "| window | files | read | merged | rejected | duplicates | gold partitions |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for s in summaries:
-        lines.append(f"| {s['window']} | {s['files']} | " + " | ".join(map(str, _totals(s))) + " |")
-    if stopped is not None:
-        window, reason = stopped
-        lines += ["", f"**Stopped at {window}**: {reason}"]
-    return "\n".join(lines)
+    create_markdown_artifact(key="backfill-summary", markdown=markdown(summary), description=f"{pipeline.name} backfill {span(windows)}")
+    return summary

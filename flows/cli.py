@@ -28,13 +28,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.summary import BatchSummary, MaintenanceSummary, ReplaySummary, Summary
 
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -168,12 +172,21 @@ def _prefect_api(state_dir: str = ".lakehouse") -> None:
     err.print(f"using the running Prefect API at {url}")
 
 
+def _flow_here() -> AbstractContextManager[None]:
+    """Before a flow runs in this process: the Prefect API to use, and no heartbeats
+    (``flows.inprocess.in_this_process``: the command waits for its run)."""
+    from flows.inprocess import in_this_process
+
+    _prefect_api()
+    return in_this_process()
+
+
 def _run_window(at: Any, interval: str | None, pipeline: str | None = None) -> tuple[bool, Any]:
     from flows.microbatch import micro_batch
 
-    _prefect_api()
     try:
-        state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
+        with _flow_here():
+            state = micro_batch(at=at, interval=interval, pipeline=pipeline, return_state=True)
     except Exception as exc:  # Prefect's own start-up, before the flow runs
         if "Prefect API" not in str(exc) and "ephemeral" not in str(exc).lower():
             raise
@@ -208,7 +221,7 @@ def run(
     if not ok:
         err.print(f"[red]run failed:[/] {result}", soft_wrap=True)
         raise typer.Exit(1)
-    _print_summary(result)
+    show(result)
 
 
 @app.command()
@@ -234,8 +247,9 @@ def backfill(
     _declaration(config)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows.backfill import WindowDone, listening, plan, span, window_line
+    from flows.backfill import WindowDone, listening, plan, span
     from flows.backfill import backfill as backfill_flow
+    from flows.summary import window_line
 
     try:
         chosen, windows = plan(_time(start), _time(end), interval, pipeline)
@@ -254,8 +268,7 @@ def backfill(
             following = f"window {windows[done.index]}" if done.index < done.total else "done"
             bar.update(task, advance=1, description=following)
 
-        _prefect_api()
-        with listening(advance):
+        with _flow_here(), listening(advance):
             state = backfill_flow(start=windows[0].start, end=windows[-1].end, interval=interval,
                                   pipeline=pipeline, return_state=True)
     if not state.is_completed():
@@ -334,16 +347,16 @@ def demo(
             if not ok:
                 err.print(f"[red]window {k + 1} failed:[/] {result}")
                 raise typer.Exit(1)
-            _print_summary(result)
+            show(result)
         from flows.replay import replay_quarantine
 
         console.rule("lakehouse quarantine replay: rows that pass now (their product has arrived)")
-        with console.status("replaying the quarantine"):
+        with console.status("replaying the quarantine"), _flow_here():
             state = replay_quarantine(pipeline="shop", return_state=True)
         if not state.is_completed():
             err.print(f"[red]replay failed:[/] {state.message}")
             raise typer.Exit(1)
-        _print_replay(state.result())
+        show(state.result())
         con = connect(settings, declaration)
         console.rule("gold.daily_sales, per day and category")
         _print_frame(con.sql(
@@ -556,25 +569,13 @@ def quarantine_replay(
     from flows.replay import replay_quarantine
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    _prefect_api()
-    with Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console, transient=True):
+    with _flow_here(), Progress(SpinnerColumn(), TextColumn("replaying quarantine"), TimeElapsedColumn(), console=console,
+                                transient=True):
         state = replay_quarantine(pipeline=chosen.name, tables=names or None, return_state=True)
     if not state.is_completed():
         err.print(f"[red]replay failed:[/] {state.message}", soft_wrap=True)
         raise typer.Exit(1)
-    _print_replay(state.result())
-
-
-def _print_replay(summary: dict[str, Any]) -> None:
-    for r in summary["replayed"]:
-        failing = ", ".join(f"{n} × {why}" for why, n in r["still_failing"].items())
-        console.print(f"{r['table']}: {r['replayed']} of {r['candidates']} quarantined rows replayed"
-                      + (f"; still failing: {failing}" if failing else ""))
-    for t in summary["tables"]:
-        console.print(f"  {t['table']}: merged {t['merged']} (inserted {t['inserted']}, updated {t['updated']}), "
-                      f"rejected {t['rejected']}")
-    for g in summary["gold"]:
-        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s)")
+    show(state.result())
 
 
 @app.command()
@@ -607,37 +608,13 @@ def maintain(
 
     from flows.maintenance import maintenance
 
-    _prefect_api()
-    with Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
+    with _flow_here(), Progress(SpinnerColumn(), TextColumn("maintenance"), TimeElapsedColumn(), console=console, transient=True):
         state = maintenance(pipeline=chosen.name, tables=table or None, dry_run=dry_run,
                             retention_hours=retention_hours, return_state=True)
     if not state.is_completed():
         err.print(f"[red]maintenance failed:[/] {state.message}", soft_wrap=True)
         raise typer.Exit(1)
-    _print_maintenance(state.result())
-
-
-def _print_maintenance(summary: dict[str, Any]) -> None:
-    would = " (dry run: nothing changed)" if summary["dry_run"] else ""
-    table = Table(title=f"{summary['pipeline']}: maintenance{would}, {summary['seconds']} s")
-    table.add_column("table", no_wrap=True)
-    for col in ("files", "MB", "rewritten", "vacuumed", "hours"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for t in summary["tables"]:
-        table.add_row(
-            t["table"], f"{t['files_before']} → {t['files_after']}",
-            f"{t['bytes_before'] / 1e6:.2f} → {t['bytes_after'] / 1e6:.2f}", str(t["rewritten"]), str(t["vacuumed"]),
-            "–" if t["retention_hours"] is None else str(t["retention_hours"]),
-        )
-    console.print(table)
-    for t in summary["tables"]:
-        if t["notes"]:
-            console.print(f"  {t['table']}: {t['notes']}", soft_wrap=True)
-    if summary["dry_run"]:
-        for what, key in (("would rewrite", "rewrite"), ("would vacuum", "vacuum")):
-            for name, files in summary[key].items():
-                console.print(f"  {name} {what} {len(files)} files: {', '.join(files[:5])}{' …' if len(files) > 5 else ''}",
-                              soft_wrap=True)
+    show(state.result())
 
 
 @app.command()
@@ -664,25 +641,76 @@ def contract(
     sys.stdout.write(build_contract(spec, dataset=f"lake/main/{spec.name}", strict=strict))
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def show(summary: Summary, out: Console | None = None) -> None:
+    """Print what a flow returned: a window's table, a replay's lines or a maintenance table."""
+    from flows.summary import BatchSummary, MaintenanceSummary, ReplaySummary
+
+    out = out or console
+    match summary:
+        case BatchSummary():
+            _show_batch(summary, out)
+        case ReplaySummary():
+            _show_replay(summary, out)
+        case MaintenanceSummary():
+            _show_maintenance(summary, out)
+        case _:
+            msg = f"no terminal rendering of {type(summary).__name__}"
+            raise TypeError(msg)
+
+
+def _show_batch(summary: BatchSummary, out: Console) -> None:
     took = ""
-    if summary.get("seconds") is not None:
-        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in (summary.get("steps") or {}).items())
-        took = f" in {summary['seconds']:.1f} s" + (f" ({steps})" if steps else "")
-    table = Table(title=f"window {summary['window']}: {summary['files']} files{took}")
+    if summary.seconds is not None:
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in summary.steps.items())
+        took = f" in {summary.seconds:.1f} s" + (f" ({steps})" if steps else "")
+    table = Table(title=f"window {summary.window}: {summary.files} files{took}")
     columns = ("read", "merged", "duplicates", "conflicts", "rejected", "inserted", "updated", "files_added")
     for col in ("table", *columns):
         table.add_column(col.replace("_", " "), justify="left" if col == "table" else "right", no_wrap=True)
-    for t in summary["tables"]:
-        table.add_row(t["table"], *(str(t.get(c, 0)) for c in columns))
-    console.print(table)
-    for t in summary["tables"]:
-        if t["reasons"]:
-            why = ", ".join(f"{n} × {reason}" for reason, n in t["reasons"].items())
-            console.print(f"  quarantined from {t['table']}: {why}")
-    for g in summary["gold"]:
-        console.print(f"  {g['table']}: recomputed {len(g['partitions'])} partition(s) {', '.join(g['partitions'])}"
-                      f", {g.get('files_added', 0)} file(s) added")
+    for t in summary.tables:
+        table.add_row(t.table, *(str(getattr(t, c)) for c in columns))
+    out.print(table)
+    for t in summary.tables:
+        if t.reasons:
+            why = ", ".join(f"{n} × {reason}" for reason, n in t.reasons.items())
+            out.print(f"  quarantined from {t.table}: {why}")
+    for g in summary.gold:
+        out.print(f"  {g.table}: recomputed {len(g.partitions)} partition(s) {', '.join(g.partitions)}"
+                  f", {g.files_added} file(s) added")
+
+
+def _show_replay(summary: ReplaySummary, out: Console) -> None:
+    for r in summary.replayed:
+        failing = ", ".join(f"{n} × {why}" for why, n in r.still_failing.items())
+        out.print(f"{r.table}: {r.replayed} of {r.candidates} quarantined rows replayed"
+                  + (f"; still failing: {failing}" if failing else ""))
+    for t in summary.tables:
+        out.print(f"  {t.table}: merged {t.merged} (inserted {t.inserted}, updated {t.updated}), rejected {t.rejected}")
+    for g in summary.gold:
+        out.print(f"  {g.table}: recomputed {len(g.partitions)} partition(s)")
+
+
+def _show_maintenance(summary: MaintenanceSummary, out: Console) -> None:
+    would = " (dry run: nothing changed)" if summary.dry_run else ""
+    table = Table(title=f"{summary.pipeline}: maintenance{would}, {summary.seconds} s")
+    table.add_column("table", no_wrap=True)
+    for col in ("files", "MB", "rewritten", "vacuumed", "hours"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for t in summary.tables:
+        table.add_row(
+            t.table, f"{t.files_before} → {t.files_after}",
+            f"{t.bytes_before / 1e6:.2f} → {t.bytes_after / 1e6:.2f}", str(t.rewritten), str(t.vacuumed),
+            "–" if t.retention_hours is None else str(t.retention_hours),
+        )
+    out.print(table)
+    for t in summary.tables:
+        if t.notes:
+            out.print(f"  {t.table}: {t.notes}", soft_wrap=True)
+    if summary.dry_run:
+        for what, files_of in (("would rewrite", summary.rewrite), ("would vacuum", summary.vacuum)):
+            for name, files in files_of.items():
+                out.print(f"  {name} {what} {len(files)} files: {', '.join(files[:5])}{' …' if len(files) > 5 else ''}",
+                          soft_wrap=True)
 
 
 def _print_frame(frame: Any) -> None:

@@ -15,10 +15,21 @@ from prefect.runtime import deployment as deployment_runtime
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.summary import (
+    BatchSummary,
+    BronzeCounts,
+    gold_changes,
+    markdown,
+    superseded_message,
+    table_counts,
+)
 from lakehouse.config import Settings
 from lakehouse.declaration import Pipeline, load
 from lakehouse.dev.faults import crash_point
 from lakehouse.errors import ConfigError
+from lakehouse.layers.bronze import BronzeResult
+from lakehouse.layers.gold import GoldResult
+from lakehouse.layers.silver.batch import SilverResult
 from lakehouse.window import Window, parse_interval, parse_time, window_ending_at
 from tasks.layers import (
     commit_gold,
@@ -180,7 +191,7 @@ def task_runner(settings: Settings | None = None) -> TaskRunner[Any]:
       task_runner=task_runner())
 def micro_batch(
     at: datetime | None = None, interval: str | None = None, pipeline: str | None = None
-) -> dict[str, Any]:
+) -> BatchSummary:
     """Process one window of a declared pipeline through every layer.
 
     Args:
@@ -192,12 +203,10 @@ def micro_batch(
     chosen, window = resolve(at, interval, pipeline)
     newer = superseding_run()
     if newer is not None:
-        message = f"late run skipped: {newer} is also due and processes every file landed before its window's end"
-        get_run_logger().warning(message)
-        create_markdown_artifact(key="batch-summary", markdown=f"# {chosen.name} {window}\n\n{message}.",
-                                 description=f"micro-batch {window}")
-        return {"pipeline": chosen.name, "window": str(window), "window_end": window.end.isoformat(),
-                "superseded_by": newer, "files": 0, "tables": [], "gold": []}
+        get_run_logger().warning(superseded_message(newer))
+        skipped = BatchSummary(pipeline=chosen.name, window=str(window), window_end=window.end.isoformat(), superseded_by=newer)
+        create_markdown_artifact(key="batch-summary", markdown=markdown(skipped), description=f"micro-batch {window}")
+        return skipped
     get_run_logger().info("%s: window %s .. %s", chosen.name, window.start.isoformat(), window.end.isoformat())
 
     began = time.perf_counter()
@@ -207,10 +216,9 @@ def micro_batch(
     crash_point("bronze.committed")
     merged, refreshed = promote(settings, chosen, window, steps=steps)
 
-    summary = summarize(chosen, window, landed, merged, refreshed)
-    summary["seconds"] = round(time.perf_counter() - began, 1)
-    summary["steps"] = {name: round(seconds, 2) for name, seconds in steps.items()}
-    create_markdown_artifact(key="batch-summary", markdown=summary_markdown(summary), description=f"micro-batch {window}")
+    summary = summarize(chosen, window, landed, merged, refreshed, seconds=round(time.perf_counter() - began, 1),
+                        steps={name: round(seconds, 2) for name, seconds in steps.items()})
+    create_markdown_artifact(key="batch-summary", markdown=markdown(summary), description=f"micro-batch {window}")
     return summary
 
 
@@ -260,62 +268,13 @@ def _promote_round(
     return any(b.more for b in batches), merged, refreshed
 
 
-def summarize(pipeline: Pipeline, window: Window, landed: list, merged: list, refreshed: list) -> dict[str, Any]:
-    """Plain counts of one run, for the CLI, the artifact and tests."""
-    return {
-        "pipeline": pipeline.name,
-        "window": str(window),
-        "window_end": window.end.isoformat(),
-        "files": sum(len(b.files) for b in landed),
-        "bronze": [{"table": b.table, "rows": b.rows, "commits": b.commits, "files_added": b.files_added} for b in landed],
-        "tables": table_counts(merged),
-        "gold": gold_changes(refreshed),
-    }
-
-
-def table_counts(merged: list) -> list[dict[str, Any]]:
-    """Per silver promotion: rows read, merged, duplicates, rejected (with reasons) and so on."""
-    return [
-        {"table": r.table, "read": r.counts.read, "merged": r.counts.merged, "duplicates": r.counts.duplicates,
-         "conflicts": r.counts.conflicts, "rejected": r.counts.rejected, "superseded": r.counts.superseded, "inserted": r.inserted,
-         "updated": r.updated, "unchanged": r.unchanged, "files_added": r.files_added, "reasons": r.reasons or {}, "examples": r.examples or {},
-         "unknown_fields": dict(r.unknown_fields or {}), "evolved": dict(r.evolved or {})}
-        for r in merged
-    ]
-
-
-def gold_changes(refreshed: list) -> list[dict[str, Any]]:
-    """Per gold refresh: the partitions recomputed, the rows written and a preview."""
-    return [{"table": g.table, "partitions": [str(d) for d in g.touched], "rows": g.rows, "preview": g.preview,
-             "files_added": g.files_added} for g in refreshed]
-
-
-def summary_markdown(summary: dict[str, Any]) -> str:
-    """A batch summary as the Markdown of the run's artifact."""
-    took = f" in {summary['seconds']:g} s" if "seconds" in summary else ""
-    if summary.get("steps"):
-        took += " (" + ", ".join(f"{name} {seconds:g} s" for name, seconds in summary["steps"].items()) + ")"
-    lines = [f"# {summary['pipeline']} {summary['window']}", "", f"{summary['files']} files landed; processed{took}.", "",
-             "| table | read | merged | duplicates | conflicts | rejected | inserted | updated | files added |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for t in summary["tables"]:
-        lines.append(f"| {t['table']} | {t['read']} | {t['merged']} | {t['duplicates']} | {t.get('conflicts', 0)} | "
-                     f"{t['rejected']} | {t['inserted']} | {t['updated']} | {t.get('files_added', 0)} |")
-    for t in summary["tables"]:
-        if t["reasons"]:
-            lines += ["", f"Quarantined from {t['table']}:", ""]
-            for why, n in t["reasons"].items():
-                example = t["examples"].get(why, "").replace("`", "'")
-                lines.append(f"- {n} × {why}" + (f": e.g. `{example}`" if example else ""))
-    for t in summary["tables"]:
-        if t.get("unknown_fields"):
-            lines += ["", f"Members that are not columns of {t['table']} (records carrying each):", ""]
-            lines += [f"- {n} × `{name}`" for name, n in t["unknown_fields"].items()]
-    for t in summary["tables"]:
-        if t.get("evolved"):
-            lines += ["", f"Columns added to {t['table']} by this batch (unknown_fields: evolve): "
-                          + ", ".join(f"`{name}` {dtype}" for name, dtype in t["evolved"].items())]
-    for g in summary["gold"]:
-        lines += ["", f"{g['table']}: recomputed {len(g['partitions'])} partitions "
-                      f"({', '.join(g['partitions'])}), {g['rows']} rows, {g.get('files_added', 0)} files added."]
-    return "\n".join(lines)
+def summarize(
+    pipeline: Pipeline, window: Window, landed: list[BronzeResult], merged: list[SilverResult], refreshed: list[GoldResult],
+    *, seconds: float | None = None, steps: dict[str, float] | None = None,
+) -> BatchSummary:
+    """The counts of one run, for the CLI, the artifact and tests."""
+    return BatchSummary(
+        pipeline=pipeline.name, window=str(window), window_end=window.end.isoformat(),
+        files=sum(len(b.files) for b in landed), bronze=[BronzeCounts.of(b) for b in landed],
+        tables=table_counts(merged), gold=gold_changes(refreshed), seconds=seconds, steps=steps or {},
+    )

@@ -34,6 +34,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 import pytest  # noqa: E402
 
 from lakehouse.dev.moto_server import MotoServer, start_moto_server  # noqa: E402
+from tests.e2e.serving import Served  # noqa: E402
 from tests.shards import SHARDS  # noqa: E402
 
 
@@ -80,6 +81,16 @@ def environment(moto: MotoServer, base: dict[str, str], bucket: str) -> dict[str
     env = {**base, **moto.env(f"s3://{bucket}/warehouse")}
     env.pop("LAKEHOUSE_LANDING", None)
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flows_in_this_process() -> Iterator[None]:
+    """Flows that tests run in this process send no heartbeats, as the ``lakehouse``
+    command's do (flows/inprocess.py); the deployment test's worker-run flows keep them."""
+    from flows.inprocess import in_this_process
+
+    with in_this_process():
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -159,6 +170,27 @@ def in_order_build(moto: MotoServer, prefect_api: str, tmp_path_factory: pytest.
     build.begin()
     yield build
     build.kill()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The local stack of `lakehouse serve`, started by the first test that calls ``ensure_running``."""
+    stack = Served(tmp_path_factory.mktemp("serve") / "stack")
+    yield stack
+    if stack.running():  # no test stopped it: Ctrl-C, so that it stops its parts too
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
+    """`lakehouse demo --windows 2` with nothing started by hand: no warehouse, no Prefect API
+    (it starts its own moto S3 and a temporary Prefect server), a Prefect home of its own."""
+    folder = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "PREFECT_API"))}
+    env["PREFECT_HOME"] = str(folder / "prefect-home")
+    command = Background([sys.executable, "-m", "flows.cli", "demo", "--windows", "2"], env, folder)
+    yield command
+    command.kill()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,6 +24,7 @@ import polars as pl
 import pytest
 
 from flows.backfill import WindowDone
+from flows.summary import BackfillSummary, BatchSummary
 from lakehouse.dev.moto_server import MotoServer
 from tests.conftest import InOrderBuild
 from tests.integration.helpers import contents, replay, scan_results, window_end
@@ -93,8 +94,8 @@ class Built:
     completed: bool = False
     message: str | None = None
     flow_run_id: Any = None
-    returned: list[dict[str, Any]] = field(default_factory=list)
-    """What the backfill flow returned (``state.result()``): each window's summary."""
+    returned: BackfillSummary | None = None
+    """What the backfill flow returned (``state.result()``), with each window's summary."""
     finished: list[WindowDone] = field(default_factory=list)
     """The windows the backfill's listener heard of, each with what its run returned."""
     artifacts: dict[str, Any] = field(default_factory=dict)
@@ -141,7 +142,7 @@ class InOrder:
     def scans(self) -> dict[int, pl.DataFrame]:
         return self.built.scans
 
-    def summary(self, k: int) -> dict[str, Any]:
+    def summary(self, k: int) -> BatchSummary:
         return self.built.finished[k - 1].summary
 
     def contents(self, k: int) -> dict[str, pl.DataFrame]:
@@ -202,5 +203,5 @@ def replayed(in_order: InOrder) -> Replayed:
         in_order.clone(4, mp, landed=4)
         state = replay()
         assert state.is_completed(), state.message
-        assert any(r["replayed"] for r in state.result()["replayed"]), "nothing to replay after window 4"
+        assert any(r.replayed for r in state.result().replayed), "nothing to replay after window 4"
         return Replayed(contents(), scan_results())

@@ -20,16 +20,17 @@ def main(bucket: str, out: str) -> int:
     from prefect.artifacts import Artifact
 
     from flows.backfill import backfill, listening
+    from flows.inprocess import in_this_process
     from tests.integration.conftest import WINDOWS, Built
     from tests.integration.helpers import START, land, window_end
 
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     land(WINDOWS)
     built = Built(bucket)
-    with listening(lambda done: built.done(done, endpoint)):
+    with listening(lambda done: built.done(done, endpoint)), in_this_process():
         state = backfill(start=START, end=window_end(WINDOWS), interval="15m", return_state=True)
     built.completed, built.message = state.is_completed(), state.message
-    built.returned = state.result() if built.completed else []
+    built.returned = state.result() if built.completed else None
     built.flow_run_id = state.state_details.flow_run_id
     built.artifacts = {key: Artifact.get(key).data for key in ("backfill-progress", "backfill-summary")}
     Path(out).write_bytes(pickle.dumps(built))

@@ -102,11 +102,12 @@ def test_a_backfill_killed_midway_resumes_to_the_same_tables(in_order: InOrder, 
     in_order.use(IN_ORDER_WINDOWS, monkeypatch)
     built = in_order.built
     assert built.completed, built.message
-    summaries = built.returned
-    assert [s["window_end"] for s in summaries] == [window_end(k).isoformat() for k in range(1, IN_ORDER_WINDOWS + 1)]
+    assert built.returned is not None and built.returned.planned == IN_ORDER_WINDOWS
+    summaries = built.returned.windows
+    assert [s.window_end for s in summaries] == [window_end(k).isoformat() for k in range(1, IN_ORDER_WINDOWS + 1)]
     assert [d.index for d in built.finished] == list(range(1, IN_ORDER_WINDOWS + 1))
     assert [d.summary for d in built.finished] == summaries  # the listener heard what the flow returned
-    assert all(s["files"] > 0 for s in summaries)
+    assert all(s.files > 0 for s in summaries)
     flow_run = in_order.flow_run
     assert flow_run.name == f"shop backfill 2026-01-01 00:00 → {window_end(IN_ORDER_WINDOWS):%H:%M}"
     assert flow_run.state.is_completed()  # as the API has it

@@ -45,8 +45,8 @@ def test_the_oldest_late_run_skips_the_middle_ones_are_cancelled_and_the_newest_
     state = run_flow(micro_batch, flow_run=oldest, parameters=oldest.parameters, return_type="state")
     assert state.is_completed(), state.message
     skipped = state.result()
-    assert skipped["superseded_by"] == runs[-1].name and skipped["tables"] == []
-    assert skipped["window"] == "2026-01-01 00:00–00:15"
+    assert skipped.superseded_by == runs[-1].name and skipped.tables == []
+    assert skipped.window == "2026-01-01 00:00–00:15"
     for middle in runs[1:-1]:
         after = asyncio.run(_read(middle.id))
         assert after.state.is_cancelled() and runs[-1].name in after.state.message
@@ -55,8 +55,8 @@ def test_the_oldest_late_run_skips_the_middle_ones_are_cancelled_and_the_newest_
     state = run_flow(micro_batch, flow_run=newest, parameters=newest.parameters, return_type="state")
     assert state.is_completed(), state.message
     summary = state.result()
-    assert "superseded_by" not in summary and summary["window"] == "2026-01-01 00:45–01:00"
-    assert summary["files"] == 4 * 7  # every window's files, in one run
+    assert summary.superseded_by is None and summary.window == "2026-01-01 00:45–01:00"
+    assert summary.files == 4 * 7  # every window's files, in one run
     orders = read("silver", "orders")
     assert orders.filter(orders["order_id"].str.starts_with("O-202601010000")).height == 40  # window 1's orders
 
@@ -66,4 +66,4 @@ def test_a_run_for_a_chosen_window_never_skips(warehouse: str) -> None:
 
     land(1)
     state = micro_batch(at=window_end(1), interval="15m", return_state=True)
-    assert state.is_completed() and "superseded_by" not in state.result()
+    assert state.is_completed() and state.result().superseded_by is None

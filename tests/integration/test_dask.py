@@ -25,7 +25,7 @@ def test_a_dask_fan_out_lands_the_same_tables(in_order: InOrder, two_windows, mo
     in_order.clone(1, monkeypatch, landed=2)
     state = on_dask(at=window_end(2), interval="15m", return_state=True)
     assert state.is_completed(), state.message
-    assert all(t["read"] > 0 for t in state.result()["tables"]) and state.result()["gold"]
+    assert all(t.read > 0 for t in state.result().tables) and state.result().gold
     fanned_out = contents(drop=("_ingested_at", "_batch_id"))
 
     sequential = without(two_windows, "_batch_id")  # the same windows, one task at a time, once per session

@@ -159,8 +159,8 @@ def test_a_yaml_only_pipeline_lands_gold_equal_to_a_direct_computation(warehouse
         state = micro_batch(at=START + timedelta(minutes=10 * k), pipeline="ledger", return_state=True)
         assert state.is_completed(), state.message
         summary = state.result()
-        assert summary["window"].endswith(f"{(START + timedelta(minutes=10 * k)):%H:%M}")
-        partitions_seen.append(summary["gold"][0]["partitions"] if summary["gold"] else [])
+        assert summary.window.endswith(f"{(START + timedelta(minutes=10 * k)):%H:%M}")
+        partitions_seen.append(summary.gold[0].partitions if summary.gold else [])
 
     # the partition move of window 2 recomputed both days, window 4's both too
     assert {"2026-01-31", "2026-02-01"} <= set(partitions_seen[1])

@@ -68,9 +68,9 @@ def test_maintenance_compacts_every_table_and_later_windows_match_a_run_without_
     for table, n in files_after.items():
         assert n <= partitions(table), (table, files_before[table], n)
     assert sum(files_after.values()) < sum(files_before.values()) / 2, (files_before, files_after)
-    rows = {t["table"]: t for t in summary["tables"]}
-    assert rows["silver.order_items"]["zorder"] == "order_id"
-    assert rows["quality.scan_results"]["vacuumed"] > 0  # nobody reads its history: removed files go
+    rows = {t.table: t for t in summary.tables}
+    assert rows["silver.order_items"].zorder == "order_id"
+    assert rows["quality.scan_results"].vacuumed > 0  # nobody reads its history: removed files go
     after = contents()
     assert after.keys() == before.keys()
     for name in before:
@@ -99,18 +99,18 @@ def test_vacuum_keeps_the_bronze_files_silver_has_not_read(local_warehouse: str)
     assert ingested.rows > 0
 
     summary = maintain(tables=["bronze.orders_raw", "quality.scan_results"], retention_hours=0, margin_hours=0)
-    rows = {t["table"]: t for t in summary["tables"]}
+    rows = {t.table: t for t in summary.tables}
     bronze_row = rows["bronze.orders_raw"]
-    assert bronze_row["rewritten"] >= 2  # window 1's and window 2's files were compacted …
-    assert bronze_row["vacuumed"] == 0  # … but silver has not read window 2: nothing deleted
-    assert bronze_row["oldest_unconsumed"] == ingested.version
-    assert bronze_row["retention_hours"] >= 1
-    assert rows["quality.scan_results"]["vacuumed"] > 0  # the same retention elsewhere does delete
+    assert bronze_row.rewritten >= 2  # window 1's and window 2's files were compacted …
+    assert bronze_row.vacuumed == 0  # … but silver has not read window 2: nothing deleted
+    assert bronze_row.oldest_unconsumed == ingested.version
+    assert bronze_row.retention_hours >= 1
+    assert rows["quality.scan_results"].vacuumed > 0  # the same retention elsewhere does delete
 
     state = run(2)
     assert state.is_completed(), state.message
-    promoted = {t["table"]: t for t in state.result()["tables"]}
-    assert promoted["silver.orders"]["read"] == ingested.rows  # every row of the compacted files
+    promoted = {t.table: t for t in state.result().tables}
+    assert promoted["silver.orders"].read == ingested.rows  # every row of the compacted files
 
 
 def test_a_dry_run_changes_nothing(local_warehouse: str) -> None:
@@ -122,8 +122,8 @@ def test_a_dry_run_changes_nothing(local_warehouse: str) -> None:
 
     assert versions() == before_versions
     assert data_files() == before_files
-    assert len(summary["rewrite"]["quality.scan_results"]) == before_files["quality.scan_results"] > 1  # what it would compact
-    assert all(t["files_after"] == t["files_before"] for t in summary["tables"])
+    assert len(summary.rewrite["quality.scan_results"]) == before_files["quality.scan_results"] > 1  # what it would compact
+    assert all(t.files_after == t.files_before for t in summary.tables)
 
 
 def test_maintenance_beside_a_writer_loses_no_commit(local_warehouse: str) -> None:

@@ -40,25 +40,25 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(in_order: InOrder, mo
     # window 1 of land(2) (the session's in-order windows land more, which window 1 does not see)
     summary = in_order.summary(1)  # the run completed (InOrder asserts it)
     in_order.use(1, monkeypatch)
-    for t in summary["tables"]:
-        assert t["read"] == t["merged"] + t["rejected"] + t["duplicates"] + t["conflicts"]
-        assert t["read"] > 0
-        assert t["files_added"] >= 1  # the summary says what each merge wrote
-    assert all(b["commits"] == 1 and b["files_added"] == 1 for b in summary["bronze"])
-    assert all(g["files_added"] >= 1 for g in summary["gold"])
-    assert set(summary["steps"]) == {"bronze", "silver", "gold"}
-    assert sum(t["rejected"] for t in summary["tables"]) > 0  # the simulator's faulty lines
-    assert sum(t["duplicates"] for t in summary["tables"]) > 0
+    for t in summary.tables:
+        assert t.read == t.merged + t.rejected + t.duplicates + t.conflicts
+        assert t.read > 0
+        assert t.files_added >= 1  # the summary says what each merge wrote
+    assert all(b.commits == 1 and b.files_added == 1 for b in summary.bronze)
+    assert all(g.files_added >= 1 for g in summary.gold)
+    assert set(summary.steps) == {"bronze", "silver", "gold"}
+    assert sum(t.rejected for t in summary.tables) > 0  # the simulator's faulty lines
+    assert sum(t.duplicates for t in summary.tables) > 0
     daily = read("gold", "daily_sales")
     assert daily.height > 0
     bronze_rows = read("bronze", "orders_raw").height
     quarantined = read("quarantine", "orders").height
-    tables = {t["table"]: t for t in summary["tables"]}
+    tables = {t.table: t for t in summary.tables}
     assert list(tables) == ["silver.products", "silver.orders", "silver.order_items"]  # referenced first
-    assert bronze_rows == tables["silver.orders"]["read"]
-    assert quarantined == tables["silver.orders"]["rejected"]
+    assert bronze_rows == tables["silver.orders"].read
+    assert quarantined == tables["silver.orders"].rejected
     # fault 10: the line selling a product the catalogue lists only a window later
-    assert tables["silver.order_items"]["reasons"]["unknown product_id"] == 1
+    assert tables["silver.order_items"].reasons["unknown product_id"] == 1
     assert read("silver", "products").height == 51  # the catalogue, and the product the window before sold
 
 
@@ -97,9 +97,9 @@ def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_
     assert read("silver", "order_items").filter(pl.col("product_id") == early).is_empty()
     nothing_yet = replay()
     assert nothing_yet.is_completed()
-    first = nothing_yet.result()["replayed"]
-    items = next(r for r in first if r["table"] == "silver.order_items")
-    assert items["replayed"] == 0 and items["still_failing"]["unknown product_id"] == 1
+    first = nothing_yet.result().replayed
+    items = next(r for r in first if r.table == "silver.order_items")
+    assert items.replayed == 0 and items.still_failing["unknown product_id"] == 1
 
     assert run(2).is_completed()  # window 2's catalogue lists the product window 1 sold
     gold_before = read("gold", "daily_sales").filter(pl.col("product_id") == early)
@@ -107,8 +107,8 @@ def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_
     state = replay()
     assert state.is_completed(), state.message
     summary = state.result()
-    items = next(r for r in summary["replayed"] if r["table"] == "silver.order_items")
-    assert items["replayed"] == 1 and items["bronze_version"] is not None
+    items = next(r for r in summary.replayed if r.table == "silver.order_items")
+    assert items.replayed == 1 and items.bronze_version is not None
     promoted = read("silver", "order_items").filter(pl.col("product_id") == early)
     assert promoted.height == 1 and promoted.get_column("_source_position")[0].startswith("replay:")
     assert promoted.get_column("line_no").to_list() == [97]
@@ -117,7 +117,7 @@ def test_a_quarantine_replay_promotes_a_row_whose_product_arrived_later_exactly_
     before_versions, before = versions(), contents()
     again = replay()
     assert again.is_completed()
-    assert all(r["replayed"] == 0 for r in again.result()["replayed"])
+    assert all(r.replayed == 0 for r in again.result().replayed)
     assert versions() == before_versions  # the second replay commits nothing
     after = contents()
     for name in before:
@@ -128,8 +128,8 @@ def test_incremental_gold_equals_a_rebuild_from_silver(in_order: InOrder, monkey
     # land(4), windows 1..4 completed in order (once per session), read only
     touched_days = set()
     for k in range(1, WINDOWS + 1):
-        for g in in_order.summary(k)["gold"]:
-            touched_days.update(g["partitions"])
+        for g in in_order.summary(k).gold:
+            touched_days.update(g.partitions)
     in_order.use(WINDOWS, monkeypatch)
     assert len(touched_days) >= 2, "the simulator should move an order to the previous day"
     incremental = read("gold", "daily_sales")
@@ -217,8 +217,8 @@ def test_a_warn_level_failure_promotes_and_shows_in_the_gate_artifact(warehouse:
     late = window_end(1) + timedelta(hours=3)  # the newest order change is ~3 h old by then
     state = micro_batch(at=late, interval="15m", return_state=True)
     assert state.is_completed(), state.message
-    orders = next(t for t in state.result()["tables"] if t["table"] == "silver.orders")
-    assert orders["merged"] > 0 and read("silver", "orders").height == orders["merged"]
+    orders = next(t for t in state.result().tables if t.table == "silver.orders")
+    assert orders.merged > 0 and read("silver", "orders").height == orders.merged
 
     artifacts = {a.key: a for a in asyncio.run(_artifacts(state.state_details.flow_run_id))}
     assert "gate-silver-orders-to-gold" in artifacts  # the strict gate of gold's input has its own key
@@ -230,7 +230,7 @@ def test_a_warn_level_failure_promotes_and_shows_in_the_gate_artifact(warehouse:
     assert "warnings: freshness(updated_at)" in gate.description
     summary = artifacts["batch-summary"].data
     assert "unknown product_id: e.g. `unknown product_id: 'P-N" in summary  # a reason with an example
-    assert " files landed; processed in " in summary and state.result()["seconds"] > 0
+    assert " files landed; processed in " in summary and state.result().seconds > 0
     preview = artifacts["gold-daily-sales-preview"]
     rows = json.loads(preview.data) if isinstance(preview.data, str) else preview.data
     assert rows and {"order_date", "product_id", "revenue"} <= set(rows[0])

@@ -51,9 +51,9 @@ def test_a_corrupt_gzip_is_quarantined_once_with_its_cause_and_later_windows_run
     assert first.is_completed(), first.message
     attempts = asyncio.run(task_attempts(first.state_details.flow_run_id))
     assert attempts["bronze orders"] == 1  # nothing to retry: the file is data, not an outage
-    orders = next(t for t in first.result()["tables"] if t["table"] == "silver.orders")
-    assert orders["read"] == orders["merged"] + orders["rejected"] + orders["duplicates"] + orders["conflicts"]
-    assert orders["reasons"].get("unreadable") == 1
+    orders = next(t for t in first.result().tables if t.table == "silver.orders")
+    assert orders.read == orders.merged + orders.rejected + orders.duplicates + orders.conflicts
+    assert orders.reasons.get("unreadable") == 1
 
     # bronze keeps the whole file (base64) with its cause, as one row standing for the file
     kept = read("bronze", "orders_raw").filter(pl.col("_source_position") == key)
@@ -87,7 +87,7 @@ def test_a_window_whose_only_file_is_unreadable_is_not_blocked(warehouse: str) -
 
     state = run(1)
     assert state.is_completed(), state.message
-    orders = next(t for t in state.result()["tables"] if t["table"] == "silver.orders")
-    assert (orders["read"], orders["rejected"], orders["merged"]) == (1, 1, 0)
+    orders = next(t for t in state.result().tables if t.table == "silver.orders")
+    assert (orders.read, orders.rejected, orders.merged) == (1, 1, 0)
     reason = read("quarantine", "orders").filter(pl.col("_source_position") == key).get_column("_reject_reason").to_list()
     assert reason and reason[0].startswith("unreadable: gzip: ") and "EOFError" in reason[0], reason
