@@ -46,6 +46,7 @@ def build_target(settings: Settings, *, lines: int, batch: int, seed: int) -> di
     """Write silver targets of ``lines`` order lines, and the batch into bronze."""
     from lakehouse.commit import ensure_table
     from lakehouse.layers.silver import silver_schema
+    from lakehouse.layers.silver.merge import silver_configuration
 
     chosen = pipeline()
     shape = data.Shape(lines=batch, seed=seed)
@@ -72,8 +73,10 @@ def build_target(settings: Settings, *, lines: int, batch: int, seed: int) -> di
 
     lines_uri = settings.table_uri("silver", lines_spec.name)
     orders_uri = settings.table_uri("silver", orders_spec.name)
-    ensure_table(lines_uri, lines_schema, options)
-    ensure_table(orders_uri, orders_schema, options, partition_by=[orders_spec.partition_by] if orders_spec.partition_by else None)
+    # the tables as the engine makes them (their declared target file size included)
+    ensure_table(lines_uri, lines_schema, options, configuration=silver_configuration(lines_spec))
+    ensure_table(orders_uri, orders_schema, options, partition_by=[orders_spec.partition_by] if orders_spec.partition_by else None,
+                 configuration=silver_configuration(orders_spec))
     write_deltalake(lines_uri, pa.RecordBatchReader.from_batches(lines_schema, line_batches()), mode="append", storage_options=options)
     write_deltalake(
         orders_uri, pa.RecordBatchReader.from_batches(orders_schema, order_batches()), mode="append",

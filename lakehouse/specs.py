@@ -144,6 +144,16 @@ DUCKDB_ALIASES = {"INTEGER": "int64", "SMALLINT": "int64", "FLOAT": "float64"}
 """DuckDB result types that widen to a declared type when a gold model's result is typed."""
 
 NUMERIC = frozenset({"int64", "float64"})
+
+SILVER_FILE_SIZE = 4 * 1024 * 1024
+"""The default ``target_file_size`` of a silver table: 4 MiB.
+
+A merge rewrites every file that may hold one of its batch's keys (delta-rs has no deletion
+vectors), so the file that holds the newest keys is rewritten by every window until it
+reaches the target size. At delta-rs' default of 100 MiB that file grows for a hundred
+windows and the merge's cost with it; at 4 MiB a 100k-line window's merge copied a bounded
+0.5–0.9M rows over 60 windows where the default copied 0.09M more every window (2.6M by
+the 30th). See the README's benchmark section."""
 """Declared types that accept a JSON string holding a number (``strings_as_numbers``)."""
 
 
@@ -249,6 +259,9 @@ class TableSpec:
     record_values: RecordValues = "json"
     """``json``: values carry their JSON types; ``text``: every value is text (CSV) and is
     parsed by the column's strict text format."""
+    target_file_size: int | None = None
+    """Bytes: the size the table's writes and compaction aim at (``delta.targetFileSize``);
+    ``None``: delta-rs' default (100 MiB)."""
     _index: dict[str, Column] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -78,6 +78,7 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
         description=decl.description,
         unknown_fields=decl.unknown_fields,
         record_values="text" if source.format == "csv" else "json",
+        target_file_size=decl.target_file_size,
     )
     return Dataset(
         spec, decl.source, prefix, source.format, source.compression, source.landing_time, zorder,

@@ -14,7 +14,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from lakehouse import checks
-from lakehouse.specs import Compression, FileFormat, LandingTime, Level, Listing, UnknownFields
+from lakehouse.specs import (
+    SILVER_FILE_SIZE,
+    Compression,
+    FileFormat,
+    LandingTime,
+    Level,
+    Listing,
+    UnknownFields,
+)
 from lakehouse.uri import unsafe_reason
 from lakehouse.window import Interval
 
@@ -129,6 +137,8 @@ class DatasetBase(_Model):
     unknown_fields: UnknownFields = "warn"
     """Members of a record that are not columns: ``warn`` counts them, ``fail`` quarantines the
     record, ``evolve`` adds them to the silver table as columns (:mod:`lakehouse.layers.silver.evolve`)."""
+    target_file_size: int = Field(default=SILVER_FILE_SIZE, ge=64 * 1024)
+    """Bytes the silver table's merges and compaction aim at per file (``delta.targetFileSize``)."""
 
     @field_validator("prefix")
     @classmethod

@@ -70,12 +70,15 @@ def optimize(settings: Settings, target: Target, options: Options | None = None)
         return Optimized(target.table, Files(0, 0), Files(0, 0))
     actions = _snapshot_files(table)
     before = _files(actions)
+    # the table's own target (a silver table's declared ``target_file_size``) before the default
+    configured = table.metadata().configuration.get("delta.targetFileSize")
+    size = int(configured) if configured else options.target_size
     partition_by = list(table.metadata().partition_columns)
     groups = _groups(actions, partition_by)
     if target.zorder:
         chosen = {k: v for k, v in groups.items() if len(v) > 1 and None not in k}
     else:
-        small = {k: [f for f in v if f[1] < options.target_size] for k, v in groups.items()}
+        small = {k: [f for f in v if f[1] < size] for k, v in groups.items()}
         chosen = {k: v for k, v in small.items() if len(v) > 1}
     files = tuple(path for group in chosen.values() for path, _ in group)
     if options.dry_run or not files:
@@ -86,9 +89,9 @@ def optimize(settings: Settings, target: Target, options: Options | None = None)
             if partition_by:
                 # one partition column per table here (the declaration's partition_by)
                 filters = [(partition_by[0], "in", sorted(str(k[0]) for k in chosen))]
-            metrics = table.optimize.z_order(target.zorder, partition_filters=filters, target_size=options.target_size)
+            metrics = table.optimize.z_order(target.zorder, partition_filters=filters, target_size=size)
         else:
-            metrics = table.optimize.compact(target_size=options.target_size)
+            metrics = table.optimize.compact(target_size=size)
     table.update_incremental()
     after = _files(_snapshot_files(table))
     return Optimized(

@@ -88,6 +88,7 @@ CASES = [
     ("model partition not in result", setter(model, "partition_by", "day"), "pipelines.shop.gold.daily_sales.partition_by", "'day' is not a column of the model's result"),
     ("model result type unsupported", setter(model, "sql", "select order_date, sum(1) as n from silver.orders group by 1"), "pipelines.shop.gold.daily_sales.sql", "HUGEINT"),
     ("model named like a dataset", lambda d: shop(d)["gold"].__setitem__("orders", model(d)), "pipelines.shop.gold.orders", "also a dataset"),
+    ("target_file_size too small", setter(orders, "target_file_size", 1000), "pipelines.shop.datasets.orders.target_file_size", "greater than or equal to 65536"),
     ("no datasets", lambda d: shop(d).__setitem__("datasets", {}), "pipelines.shop.datasets", "at least one dataset"),
     ("pipelines missing", lambda d: d.pop("pipelines"), "pipelines", "required field is missing"),
 ]
@@ -156,3 +157,7 @@ def test_declared_value_policies_reach_the_spec() -> None:
     assert pipeline.dataset("orders").spec.unknown_fields == "fail" and items.unknown_fields == "warn"
     assert items.record_values == "text"  # CSV: every value is text
     assert parse(SHOP_YAML).pipeline().dataset("orders").spec.record_values == "json"
+    # silver's file size: 4 MiB unless declared (lakehouse.specs.SILVER_FILE_SIZE)
+    assert pipeline.dataset("orders").spec.target_file_size == 4 * 1024 * 1024
+    sized = parse(variant(setter(orders, "target_file_size", 16 * 1024 * 1024))).pipeline().dataset("orders")
+    assert sized.spec.target_file_size == 16 * 1024 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -53,6 +54,26 @@ def test_an_optimize_commit_adds_nothing_to_the_change_data_feed(tmp_path: Path)
     assert DeltaTable(target.uri).version() == before + 1
     assert cdf_ids(target.uri, before + 1) == []  # the optimize commit: no rows
     assert cdf_ids(target.uri, 1) == [0, 1, 2, 3]  # a range holding it: each row once
+
+
+def test_compaction_aims_at_the_tables_own_target_file_size(tmp_path: Path) -> None:
+    # a silver table carries its declared target_file_size (delta.targetFileSize): compaction
+    # bin-packs its small files to that size, not to the 100 MiB default that would put the
+    # newest keys back in one huge file for every merge to rewrite
+    uri = str(tmp_path / "silver")
+    ensure_table(uri, SCHEMA, {}, configuration={"delta.targetFileSize": str(64 * 1024)})
+    wide = pa.schema([*SCHEMA, pa.field("pad", pa.large_string())])
+    random = np.random.default_rng(1)
+    for i in range(8):  # eight files of ~16 kB (random padding barely compresses)
+        ids = list(range(i * 400, (i + 1) * 400))
+        pads = [bytes(b).hex() for b in random.integers(0, 256, size=(400, 16), dtype=np.uint8)]
+        write_deltalake(uri, pa.table({"id": ids, "day": ["d1"] * 400, "pad": pads}, schema=wide),
+                        mode="append", schema_mode="merge")
+    sizes = [int(s) for s in pa.table(DeltaTable(uri).get_add_actions(flatten=True)).column("size_bytes").to_pylist()]
+    assert len(sizes) == 8 and max(sizes) < 64 * 1024 < sum(sizes), sizes
+    done = maintenance.optimize(Settings(warehouse=str(tmp_path)), maintenance.Target("silver.t", uri))
+    assert done.before.count == 8
+    assert 1 < done.after.count < 8, done  # packed into several files of at most 64 KiB
 
 
 def test_vacuum_keeps_the_files_a_consumer_has_not_read(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import logging
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
+from deltalake.exceptions import CommitFailedError
 
 from lakehouse import sql
 from lakehouse.commit import (
@@ -16,7 +17,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.dev.faults import crash_point
-from lakehouse.errors import CountsMismatch, SchemaDrift
+from lakehouse.errors import CommitConflict, CountsMismatch, SchemaDrift
 from lakehouse.layers import quarantine
 from lakehouse.layers.quarantine import reason_counts, reason_examples
 from lakehouse.layers.silver.batch import SilverBatch, SilverResult, silver_app_of, silver_uri
@@ -37,6 +38,32 @@ def silver_schema(spec: TableSpec) -> pa.Schema:
     lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
     fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
     return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
+
+
+FILE_SIZE = "delta.targetFileSize"
+
+
+def silver_configuration(spec: TableSpec) -> dict[str, str]:
+    """Table properties of the dataset's silver table: its declared target file size."""
+    return {FILE_SIZE: str(spec.target_file_size)} if spec.target_file_size else {}
+
+
+def keep_file_size(table: DeltaTable, spec: TableSpec) -> DeltaTable:
+    """Give an existing silver table the declared ``target_file_size`` (one metadata commit,
+    the first time it differs: a table made before the setting, or a changed declaration)."""
+    wanted = silver_configuration(spec)
+    if not wanted or table.metadata().configuration.get(FILE_SIZE) == wanted[FILE_SIZE]:
+        return table
+    try:
+        table.alter.set_table_properties(wanted)
+    except CommitFailedError as exc:
+        table.update_incremental()
+        if table.metadata().configuration.get(FILE_SIZE) != wanted[FILE_SIZE]:
+            msg = f"{spec.qualified_name}: setting {FILE_SIZE} conflicted with another writer: {exc}"
+            raise CommitConflict(msg) from exc
+        return table
+    log.info("%s: %s set to %s bytes", spec.qualified_name, FILE_SIZE, wanted[FILE_SIZE])
+    return table
 
 
 def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame) -> str:
@@ -70,7 +97,11 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     options = storage_options(settings)
     uri = silver_uri(settings, spec)
     schema = silver_schema(spec)
-    existing = ensure_table(uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None)
+    existing = ensure_table(
+        uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None,
+        configuration=silver_configuration(spec),
+    )
+    existing = keep_file_size(existing, spec)
     added = schema_change(existing, schema, spec)  # refuses before anything is written
     evolve_schema = bool(added)
     # the table's column order, then the new columns (appended by the schema evolution)
