@@ -258,6 +258,16 @@ def _check_expected(uri: str, done: Mapping[str, int | None], expect: Mapping[st
             raise StaleBatch(msg)
 
 
+FILE_SIZE = "delta.targetFileSize"
+"""The table property of the size a table's writes, merges and compaction aim at per file."""
+
+
+def file_size(table: DeltaTable) -> int | None:
+    """The table's ``delta.targetFileSize`` in bytes; None when it does not set one."""
+    configured = table.metadata().configuration.get(FILE_SIZE)
+    return int(configured) if configured else None
+
+
 def ensure_table(
     uri: str,
     schema: pa.Schema,

@@ -144,6 +144,7 @@ DUCKDB_ALIASES = {"INTEGER": "int64", "SMALLINT": "int64", "FLOAT": "float64"}
 """DuckDB result types that widen to a declared type when a gold model's result is typed."""
 
 NUMERIC = frozenset({"int64", "float64"})
+"""Declared types that accept a JSON string holding a number (``strings_as_numbers``)."""
 
 SILVER_FILE_SIZE = 4 * 1024 * 1024
 """The default ``target_file_size`` of a silver table: 4 MiB.
@@ -154,7 +155,6 @@ reaches the target size. At delta-rs' default of 100 MiB that file grows for a h
 windows and the merge's cost with it; at 4 MiB a 100k-line window's merge copied a bounded
 0.5–0.9M rows over 60 windows where the default copied 0.09M more every window (2.6M by
 the 30th). See the README's benchmark section."""
-"""Declared types that accept a JSON string holding a number (``strings_as_numbers``)."""
 
 
 def type_of(dtype: str) -> ColumnType:

@@ -4,8 +4,9 @@ Micro-batches write a few small files per table per window; left alone, reads sl
 history (STACK.md: delta-rs #2781, #3565). Per table, :func:`maintain` runs three steps, each
 of which is its own function so that an orchestrator can retry one step on a conflict:
 
-1. :func:`optimize` bin-packs small files into files of about the table's ``delta.targetFileSize`` (a silver table's declared ``target_file_size``), else :data:`TARGET_FILE_SIZE`
-   (``optimize.compact``), or, where the declaration names ``zorder:`` columns, rewrites the
+1. :func:`optimize` bin-packs small files into files of about the table's
+   ``delta.targetFileSize`` (a silver table's declared ``target_file_size``), else
+   :data:`TARGET_FILE_SIZE` (``optimize.compact``), or, where the declaration names ``zorder:`` columns, rewrites the
    partitions holding more than one file clustered by them (``optimize.z_order``). Both
    commit with ``dataChange = false``: the table's rows do not change, and the change data
    feed of such a commit is empty (tested), so silver and gold, which read bronze's and

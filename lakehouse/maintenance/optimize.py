@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from lakehouse.commit import open_table
+from lakehouse.commit import file_size, open_table
 from lakehouse.config import Settings
 from lakehouse.maintenance.targets import Options, Target, conflicts
 from lakehouse.storage import storage_options
@@ -71,8 +71,7 @@ def optimize(settings: Settings, target: Target, options: Options | None = None)
     actions = _snapshot_files(table)
     before = _files(actions)
     # the table's own target (a silver table's declared ``target_file_size``) before the default
-    configured = table.metadata().configuration.get("delta.targetFileSize")
-    size = int(configured) if configured else options.target_size
+    size = file_size(table) or options.target_size
     partition_by = list(table.metadata().partition_columns)
     groups = _groups(actions, partition_by)
     if target.zorder:

@@ -12,7 +12,9 @@ from deltalake.exceptions import CommitFailedError
 
 from lakehouse import sql
 from lakehouse.commit import (
+    FILE_SIZE,
     ensure_table,
+    file_size,
     write_once,
 )
 from lakehouse.config import Settings
@@ -40,30 +42,25 @@ def silver_schema(spec: TableSpec) -> pa.Schema:
     return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
 
 
-FILE_SIZE = "delta.targetFileSize"
-
-
 def silver_configuration(spec: TableSpec) -> dict[str, str]:
     """Table properties of the dataset's silver table: its declared target file size."""
     return {FILE_SIZE: str(spec.target_file_size)} if spec.target_file_size else {}
 
 
-def keep_file_size(table: DeltaTable, spec: TableSpec) -> DeltaTable:
+def keep_file_size(table: DeltaTable, spec: TableSpec) -> None:
     """Give an existing silver table the declared ``target_file_size`` (one metadata commit,
     the first time it differs: a table made before the setting, or a changed declaration)."""
-    wanted = silver_configuration(spec)
-    if not wanted or table.metadata().configuration.get(FILE_SIZE) == wanted[FILE_SIZE]:
-        return table
+    if spec.target_file_size is None or file_size(table) == spec.target_file_size:
+        return
     try:
-        table.alter.set_table_properties(wanted)
+        table.alter.set_table_properties(silver_configuration(spec))
     except CommitFailedError as exc:
         table.update_incremental()
-        if table.metadata().configuration.get(FILE_SIZE) != wanted[FILE_SIZE]:
+        if file_size(table) != spec.target_file_size:
             msg = f"{spec.qualified_name}: setting {FILE_SIZE} conflicted with another writer: {exc}"
             raise CommitConflict(msg) from exc
-        return table
-    log.info("%s: %s set to %s bytes", spec.qualified_name, FILE_SIZE, wanted[FILE_SIZE])
-    return table
+        return
+    log.info("%s: %s set to %d bytes", spec.qualified_name, FILE_SIZE, spec.target_file_size)
 
 
 def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame) -> str:
@@ -101,7 +98,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         uri, schema, options, partition_by=[spec.partition_by] if spec.partition_by else None,
         configuration=silver_configuration(spec),
     )
-    existing = keep_file_size(existing, spec)
+    keep_file_size(existing, spec)
     added = schema_change(existing, schema, spec)  # refuses before anything is written
     evolve_schema = bool(added)
     # the table's column order, then the new columns (appended by the schema evolution)
