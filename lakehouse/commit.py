@@ -48,6 +48,11 @@ def bronze_app(table: str, prefix: str) -> str:
     return app_id(f"bronze/{table}", f"landing/{prefix}")
 
 
+def bronze_source_app(table: str, source: str, resource: str) -> str:
+    """A bronze table's progress through a resource of a source read from a cursor (its batch sequence number)."""
+    return app_id(f"bronze/{table}", f"source/{source}/{resource}")
+
+
 def silver_app(table: str, bronze: str) -> str:
     """The bronze version a silver table has merged up to."""
     return app_id(f"silver/{table}", f"bronze/{bronze}")

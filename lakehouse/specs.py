@@ -308,7 +308,12 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset ready to run: its silver spec and where its files land."""
+    """A dataset ready to run: its silver spec and where its records come from.
+
+    ``kind`` is its source's kind: ``landing_files`` reads files under ``prefix`` (with
+    ``format``, ``compression`` and ``landing_time``); any other kind reads ``resource``
+    (an endpoint path, a table, a stream) through the source declared as ``connection``.
+    """
 
     spec: TableSpec
     source: str
@@ -323,6 +328,12 @@ class Dataset:
     max_batch_files: int = 1000
     max_batch_bytes: int = 256 * 1024 * 1024
     max_batch_rows: int = 1_000_000
+    kind: str = "landing_files"
+    """The source's ``kind:`` (``landing_files``, or a kind of :mod:`lakehouse.sources`)."""
+    resource: str = ""
+    """What the dataset reads in a non-file source (the dataset's name unless declared)."""
+    connection: Any = None
+    """The validated declaration of a non-file source (a model of :mod:`lakehouse.declaration.sources`)."""
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -350,7 +361,7 @@ class Pipeline:
     datasets: tuple[Dataset, ...]
     models: tuple[GoldModel, ...]
     sources: Mapping[str, Any] = field(default_factory=dict)
-    """The declared sources by name (:class:`lakehouse.declaration.schema.SourceDecl`)."""
+    """The declared sources by name (models of :mod:`lakehouse.declaration.sources`)."""
 
     def dataset(self, name: str) -> Dataset:
         """The dataset ``name`` of this pipeline."""

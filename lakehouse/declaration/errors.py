@@ -6,6 +6,7 @@ import re
 
 from pydantic import ValidationError
 
+from lakehouse.declaration.sources import KINDS
 from lakehouse.errors import ConfigError
 
 
@@ -33,6 +34,8 @@ def format_pydantic(path: str, exc: ValidationError) -> str:
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
         # drop pydantic's union-branch markers such as "str" / "ColumnDecl" from the path
         loc = re.sub(r"\.(str|int|float|bool|list\[str\]|ColumnDecl|function-after\[[^\]]*\]|function-before\[[^\]]*\])(?=\.|\[|$)", "", loc)
+        # and the source kind that pydantic puts after a source's name
+        loc = re.sub(rf"(\bsources\.[^.\[]+)\.(?:{'|'.join(map(re.escape, KINDS))})(?=\.|\[|$)", r"\1", loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see the README's configuration reference)"

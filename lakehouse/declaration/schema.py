@@ -8,70 +8,20 @@ builds the models from it, again whenever a kind is registered.
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from lakehouse import checks
-from lakehouse.specs import (
-    SILVER_FILE_SIZE,
-    Compression,
-    FileFormat,
-    LandingTime,
-    Level,
-    Listing,
-    UnknownFields,
-)
-from lakehouse.uri import unsafe_reason
-from lakehouse.window import Interval
+from lakehouse.declaration.sources import KINDS, LandingFilesDecl, confined_prefix, source_type
+from lakehouse.specs import SILVER_FILE_SIZE, Level, UnknownFields
 
-
-def _confined_prefix(value: str) -> str:
-    """A landing prefix stays under the landing root: no ``..``, no absolute path."""
-    reason = unsafe_reason(value.strip("/") if not value.startswith("/") else value)
-    if reason is not None:
-        msg = f"{value!r}: {reason}"
-        raise ValueError(msg)
-    return value
+SourceDecl = LandingFilesDecl
+"""The landing-files source (the default ``kind``); every kind is in :mod:`lakehouse.declaration.sources`."""
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SourceDecl(_Model):
-    """Files landing under a prefix of the landing area."""
-
-    kind: Literal["landing_files"] = "landing_files"
-    prefix: str = ""
-    format: FileFormat = "jsonl"
-    compression: Compression = "none"
-    landing_time: LandingTime = "key"
-    interval: Interval = timedelta(minutes=15)
-    """The pipeline's window length (the shortest of its sources'); the schedule must agree."""
-    lookback: Interval = timedelta(hours=1)
-    """Files that landed within this of the newest one ingested are compared by key and version."""
-    listing: Listing = "full"
-    """``from_lookback``: list from the look-back's horizon on (S3 StartAfter; late old keys unseen)."""
-    max_batch_files: int = Field(default=1000, ge=1)
-    """At most this many files per bronze commit; a larger backlog takes several commits."""
-    max_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
-    """At most this many bytes of files per bronze commit (a larger single file is its own batch)."""
-    max_batch_rows: int = Field(default=1_000_000, ge=1)
-    """At most about this many bronze rows per silver promotion (whole bronze commits are taken)."""
-
-    @field_validator("prefix")
-    @classmethod
-    def _confined(cls, value: str) -> str:
-        return _confined_prefix(value)
-
-    @model_validator(mode="after")
-    def _interval_range(self) -> SourceDecl:
-        if not timedelta(minutes=1) <= self.interval <= timedelta(hours=24):
-            msg = "interval must be between 1m and 24h (5m–15m is typical)"
-            raise ValueError(msg)
-        return self
 
 
 class ColumnDecl(_Model):
@@ -125,6 +75,9 @@ class DatasetBase(_Model):
 
     source: str
     prefix: str | None = None
+    """Where the dataset's files land under a ``landing_files`` source's prefix (its name unless set)."""
+    resource: str | None = None
+    """What the dataset reads in any other kind of source: an endpoint path, a table, a stream (its name unless set)."""
     columns: dict[str, str | ColumnDecl]
     key: list[str] | str
     order_by: str | None = None
@@ -143,7 +96,7 @@ class DatasetBase(_Model):
     @field_validator("prefix")
     @classmethod
     def _confined(cls, value: str | None) -> str | None:
-        return None if value is None else _confined_prefix(value)
+        return None if value is None else confined_prefix(value)
 
     def key_columns(self) -> list[str]:
         """The key as a list of columns."""
@@ -180,7 +133,7 @@ def _check_fields() -> dict[str, Any]:
 
 
 @functools.cache
-def _models(version: int) -> type[BaseModel]:
+def _models(version: int, kinds: tuple[str, ...]) -> type[BaseModel]:
     # the models are built at run time: their fields are passed as a mapping of values, since a
     # type checker cannot read a type made at run time (``list[check]``) as a type expression
     check = create_model("CheckDecl", __base__=CheckBase, **_check_fields())
@@ -188,7 +141,7 @@ def _models(version: int) -> type[BaseModel]:
     dataset = create_model("DatasetDecl", __base__=DatasetBase, **checks_field)
     model = create_model("ModelDecl", __base__=ModelBase, **checks_field)
     pipeline_fields: dict[str, Any] = {
-        "sources": (dict[str, SourceDecl], ...), "datasets": (dict[str, dataset], ...), "gold": (dict[str, model], {}),
+        "sources": (dict[str, source_type()], ...), "datasets": (dict[str, dataset], ...), "gold": (dict[str, model], {}),
     }
     pipeline = create_model("PipelineDecl", __base__=_Model, **pipeline_fields)
     file_fields: dict[str, Any] = {"pipelines": (dict[str, pipeline], ...)}
@@ -196,5 +149,5 @@ def _models(version: int) -> type[BaseModel]:
 
 
 def file_model() -> type[BaseModel]:
-    """The model of a whole declaration file, for the check kinds registered now."""
-    return _models(checks.version())
+    """The model of a whole declaration file, for the check and source kinds registered now."""
+    return _models(checks.version(), tuple(KINDS))

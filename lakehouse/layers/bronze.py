@@ -21,12 +21,14 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from lakehouse.commit import (
     Landed,
     bronze_app,
+    bronze_source_app,
     committed_version,
     ensure_table,
     latest_metadata,
     write_once,
 )
 from lakehouse.config import Settings
+from lakehouse.sources.base import Limit, RecordSource, open_source
 from lakehouse.sources.files import FileCursor, LandedFile, batches, pending_files, read_lines
 from lakehouse.specs import Dataset, TableSpec
 from lakehouse.storage import ObjectStore, storage_options
@@ -120,6 +122,81 @@ def cursor(table: DeltaTable, uri: str, options: dict[str, str]) -> FileCursor:
 
 
 def ingest(
+    settings: Settings, dataset: Dataset, window: Window, *, landing: ObjectStore
+) -> BronzeResult:
+    """Append what is new in the dataset's source: its files, or its records after the cursor.
+
+    A dataset of a ``landing_files`` source takes the files under its prefix
+    (:func:`ingest_files`); any other kind reads from the cursor of its last commit
+    (:func:`ingest_records`).
+    """
+    if dataset.kind != "landing_files":
+        source = open_source(dataset, settings)
+        try:
+            return ingest_records(settings, dataset, window, source=source)
+        finally:
+            source.close()
+    return ingest_files(settings, dataset, window, landing=landing)
+
+
+def ingest_records(settings: Settings, dataset: Dataset, window: Window, *, source: RecordSource[Any]) -> BronzeResult:
+    """Append the records ``source`` has after the cursor of the newest bronze commit.
+
+    Each batch the source yields (at most the source's ``max_batch_records`` records and
+    ``max_batch_bytes``) is one commit with the cursor after it, exactly once (an
+    application transaction per batch), so a crash between two resumes after the last
+    that landed, and a re-run with nothing new commits nothing.
+    """
+    spec = dataset.spec
+    name = bronze_name(spec)
+    uri = settings.table_uri("bronze", name)
+    options = storage_options(settings)
+    app = bronze_source_app(name, dataset.source, dataset.resource)
+    table = ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
+    stored = latest_metadata(table, CURSOR_KEY)
+    position = source.start() if stored is None else source.cursor_from(stored)
+    declared = dataset.connection
+    limit = Limit(
+        records=getattr(declared, "max_batch_records", Limit.records),
+        bytes=getattr(declared, "max_batch_bytes", Limit.bytes),
+    )
+    first = batch = committed_version(table, app) or 0
+    rows = added = 0
+    version = None
+    for chunk in source.read(position, limit=limit, until=window.end):
+        if chunk.records.is_empty() and chunk.cursor.to_json() == position.to_json():
+            continue  # nothing new and the cursor did not move: nothing to commit
+        position = chunk.cursor
+        batch += 1
+        batch_id = f"{name}:{batch}"
+        data = chunk.records.with_columns(
+            pl.lit(batch_id).alias("_batch_id"),
+            pl.lit(source.describe()).alias("_source"),
+            pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
+        ).select(BRONZE_SCHEMA.names)
+        metadata = {
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "batch_id": batch_id,
+            "rows": data.height,
+            "source": dataset.kind,
+            **({"read": chunk.details} if chunk.details else {}),
+            CURSOR_KEY: chunk.cursor.to_json(),
+        }
+        landed = append(uri, options, data, app=app, batch=batch, metadata=metadata)
+        log.info("bronze.%s: batch %d, %d records from %s -> version %d", name, batch, data.height, source.describe(), landed.version)
+        rows += data.height
+        added += landed.files_added
+        version = landed.version
+    if version is None:
+        return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
+    return BronzeResult(
+        table=f"bronze.{name}", window=window, rows=rows, version=version, batch=batch,
+        commits=batch - first, files_added=added,
+    )
+
+
+def ingest_files(
     settings: Settings, dataset: Dataset, window: Window, *, landing: ObjectStore
 ) -> BronzeResult:
     """Append every file under the dataset's prefix that landed before ``window.end``.
