@@ -36,6 +36,10 @@ class SourceUnavailable(TransientError):
     """A source or object store could not be reached."""
 
 
+class SourceRefused(TerminalError):
+    """A source refused the request (a 4xx other than 429, a bad credential): nothing advanced."""
+
+
 class CommitConflict(TransientError):
     """Another writer committed first; reload the table and try again."""
 

@@ -81,6 +81,27 @@ class LandingFilesDecl(SourceBase):
         return confined_prefix(value)
 
 
+class SecretRef(_Model):
+    """A secret by reference, never inline: an environment variable or a Prefect Secret block.
+
+    ``{env: SHOP_API_TOKEN}`` or ``{prefect_secret: shop-api-token}``; resolved when the
+    source is opened (:func:`lakehouse.sources.secrets.resolve`), never stored in a spec.
+    """
+
+    env: str | None = None
+    prefect_secret: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.prefect_secret is None):
+            msg = "a secret is a reference: exactly one of env (an environment variable) or prefect_secret (a Secret block)"
+            raise ValueError(msg)
+        return self
+
+    def __str__(self) -> str:
+        return f"env:{self.env}" if self.env is not None else f"prefect_secret:{self.prefect_secret}"
+
+
 class RecordSourceDecl(SourceBase):
     """A system read record by record from a cursor (an API, a database, a stream).
 
