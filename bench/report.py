@@ -82,9 +82,9 @@ def _rows(outcome: Outcome) -> list[tuple[str, str]]:
         g = f["group"]
         return [
             (f"history: {f['windows']} windows of {f['lines_per_window']:,} lines", ""),
-            (f"  first {g} windows (median)", f"{_fmt(f['first_seconds'], 's')}, peak {_fmt(f['first_rss_mb'], 'MB')}"),
-            (f"  last {g} windows (median)", f"{_fmt(f['last_seconds'], 's')}, peak {_fmt(f['last_rss_mb'], 'MB')}"),
-            ("  last ÷ first", f"time {_fmt(f['time_ratio'], '×')}, RSS {_fmt(f['rss_ratio'], '×')}"),
+            (f"  first {g} windows (median)", f"{_fmt(f['first_seconds'], 's')} ({_fmt(f.get('first_cpu_seconds'), 's')} CPU), peak {_fmt(f['first_rss_mb'], 'MB')}"),
+            (f"  last {g} windows (median)", f"{_fmt(f['last_seconds'], 's')} ({_fmt(f.get('last_cpu_seconds'), 's')} CPU), peak {_fmt(f['last_rss_mb'], 'MB')}"),
+            ("  last ÷ first", f"time {_fmt(f['time_ratio'], '×')} (CPU {_fmt(f.get('cpu_ratio'), '×')}), RSS {_fmt(f['rss_ratio'], '×')}"),
             (f"  a window with nothing new ({_fmt(f['silver_order_lines_rows'])} silver lines)", _fmt(f["nothing_new_seconds"], "s")),
         ]
     if outcome.scenario == "end_to_end":

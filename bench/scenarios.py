@@ -315,6 +315,8 @@ def history(bench: Bench, size: Size) -> Outcome:
         "lines_per_window": size.window_lines,
         "first_seconds": median([x["seconds"] for x in first]),
         "last_seconds": median([x["seconds"] for x in last]),
+        "first_cpu_seconds": median([x["cpu_seconds"] for x in first]),
+        "last_cpu_seconds": median([x["cpu_seconds"] for x in last]),
         "first_rss_mb": median([x["rss_mb"] for x in first]),
         "last_rss_mb": median([x["rss_mb"] for x in last]),
         "group": group,
@@ -324,7 +326,9 @@ def history(bench: Bench, size: Size) -> Outcome:
     f = out.figures
     f["time_ratio"] = f["last_seconds"] / f["first_seconds"]
     f["rss_ratio"] = f["last_rss_mb"] / f["first_rss_mb"]
-    out.details = {"windows": [{k: x.get(k) for k in ("window", "fresh_process", "seconds", "rss_mb", "steps")} for x in windows],
+    f["cpu_ratio"] = f["last_cpu_seconds"] / f["first_cpu_seconds"]
+    out.details = {"windows": [{k: x.get(k) for k in ("window", "fresh_process", "seconds", "cpu_seconds", "rss_mb", "steps")}
+                               for x in windows],
                    "nothing_new": idle, "files": files}
     note = f"median of windows 1–{group} vs {total - group + 1}–{total}"
     out.targets += [
