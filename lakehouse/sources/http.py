@@ -18,9 +18,9 @@ Each record lands as its JSON object text (``_raw``, re-serialised compactly), w
 a sequence number of the pages that landed records, so positions never repeat and sort in
 reading order) and ``_line`` its place in the page.
 
-Requests are retried with exponential backoff and jitter (tenacity) after a connection
-error, a timeout, a 5xx or a 429 (whose ``Retry-After`` is honoured), at most ``retries``
-times; then :class:`~lakehouse.errors.SourceUnavailable` (a retry of the window may cure
+Requests are retried (:mod:`lakehouse.sources.http_client`, on tenacity) with exponential
+backoff and jitter after a connection error, a timeout, a 5xx or a 429 (whose
+``Retry-After`` is honoured), at most ``retries`` times; then :class:`~lakehouse.errors.SourceUnavailable` (a retry of the window may cure
 it). Any other 4xx (and a 3xx) raises :class:`~lakehouse.errors.SourceRefused` naming the
 status and the URL, and nothing of that batch is committed. Credentials come from secrets
 by reference and never appear in a message, a log record, a position or a cursor.
@@ -30,36 +30,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
 import polars as pl
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from lakehouse.config import Settings
 from lakehouse.declaration.sources import HttpApiDecl
-from lakehouse.errors import ConfigError, SourceRefused, SourceUnavailable
+from lakehouse.errors import ConfigError, SourceRefused
 from lakehouse.sources import base
+from lakehouse.sources.http_client import REDACTED, Redact, Requester
 from lakehouse.sources.secrets import resolve
 from lakehouse.specs import Dataset
-
-log = logging.getLogger(__name__)
-
-REDACTED = "REDACTED"
-"""What a credential is replaced by wherever a URL or a message is shown."""
-_CLIENT_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11")
 
 Token = str | int
 """A page's place in a listing: the API's next cursor, a page number or an offset."""
@@ -132,48 +118,6 @@ def _path(body: Any, dotted: str) -> Any:
     return body
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (a number of seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
-
-
-class _Answer(Exception):
-    """An answer worth retrying (a 5xx or a 429)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"{response.status_code} {response.reason_phrase}")
-        self.retry_after = _retry_after(response.headers.get("Retry-After")) if response.status_code in (429, 503) else None
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, _Answer | httpx.TransportError)
-
-
-class _Redact(logging.Filter):
-    """Replaces a secret (and its URL-encoded form) in the log records of the HTTP client."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.forms = tuple(dict.fromkeys(f for f in (secret, quote(secret, safe=""), quote(secret)) if f))
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if any(f in text for f in self.forms):
-            for form in self.forms:
-                text = text.replace(form, REDACTED)
-            record.msg, record.args = text, None
-        return True
-
-
 class HttpApiSource(base.RecordSource[HttpCursor]):
     """One dataset's endpoint of a declared ``http_api`` source."""
 
@@ -187,7 +131,6 @@ class HttpApiSource(base.RecordSource[HttpCursor]):
         self.url = f"{decl.base_url}/{self.resource}"
         headers = dict(decl.headers)
         self.auth_params: dict[str, str] = {}
-        self.secret = secret
         if decl.auth is not None:
             if secret is None:
                 msg = f"{name}: the source declares auth but no secret was given"
@@ -199,12 +142,11 @@ class HttpApiSource(base.RecordSource[HttpCursor]):
             else:
                 assert decl.auth.query is not None
                 self.auth_params[decl.auth.query] = secret
-        self.filter = None if secret is None else _Redact(secret)
-        if self.filter is not None:
-            for logger in _CLIENT_LOGGERS:
-                logging.getLogger(logger).addFilter(self.filter)
-        self.backoff = wait_exponential_jitter(multiplier=decl.backoff, max=decl.max_wait, jitter=decl.backoff)
+        self.redact = Redact(secret)
+        self.redact.install()
         self.client = httpx.Client(headers=headers, timeout=httpx.Timeout(decl.timeout), follow_redirects=False)
+        self.requests = Requester(self.client, name=name, retries=decl.retries, backoff=decl.backoff,
+                                  max_wait=decl.max_wait, redact=self.redact)
 
     # --- the cursor ---------------------------------------------------------------------------
 
@@ -223,9 +165,7 @@ class HttpApiSource(base.RecordSource[HttpCursor]):
     def close(self) -> None:
         """Close the connections and stop redacting the client's log records."""
         self.client.close()
-        if self.filter is not None:
-            for logger in _CLIENT_LOGGERS:
-                logging.getLogger(logger).removeFilter(self.filter)
+        self.redact.remove()
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -325,50 +265,12 @@ class HttpApiSource(base.RecordSource[HttpCursor]):
             query += f"{'&' if query else ''}{quote(name)}={REDACTED}"
         return f"{self.resource}?{query}" if query else self.resource
 
-    def _redact(self, text: str) -> str:
-        """``text`` with the secret replaced (an error of the client could quote a URL)."""
-        if self.filter is not None:
-            for form in self.filter.forms:
-                text = text.replace(form, REDACTED)
-        return text
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, _Answer) and exc.retry_after is not None:
-            return min(exc.retry_after, self.decl.max_wait)
-        return self.backoff(state)
-
     def _get(self, since: Any, token: Token) -> tuple[Any, str]:
         """The JSON body of one page, after retries; and the request as it may be shown."""
         params = self._params(since, token)
         shown = self._shown(params)
-        attempts = self.decl.retries + 1
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            what = f"answered {exc}" if isinstance(exc, _Answer) else self._redact(f"{type(exc).__name__}: {exc}")
-            log.warning("%s: GET %s: %s; retry %d of %d in %.2f s", self.name, shown, what, state.attempt_number, attempts - 1, wait)
-
-        retrying = Retrying(stop=stop_after_attempt(attempts), wait=self._wait, retry=retry_if_exception(_retryable),
-                            before_sleep=before_sleep, reraise=True)
-
-        def attempt() -> httpx.Response:
-            response = self.client.get(self.url, params={**params, **self.auth_params})
-            if response.status_code == 429 or response.status_code >= 500:
-                raise _Answer(response)
-            return response
-
         url = f"{self.decl.base_url}/{shown}"
-        try:
-            response = retrying(attempt)
-        except _Answer as exc:
-            msg = f"{self.name}: GET {url} answered {exc} {attempts} times: the API is unavailable or throttling"
-            raise SourceUnavailable(msg) from None
-        except httpx.TransportError as exc:
-            msg = f"{self.name}: GET {url} failed {attempts} times; last: {self._redact(f'{type(exc).__name__}: {exc}')}"
-            raise SourceUnavailable(msg) from None
-        return self._body(response, url), shown
+        return self._body(self.requests.get(self.url, {**params, **self.auth_params}, shown=url), url), shown
 
     def _body(self, response: httpx.Response, url: str) -> Any:
         """The JSON body of a final answer; a 3xx or 4xx is a refusal."""

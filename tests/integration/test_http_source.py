@@ -298,3 +298,23 @@ def test_a_kill_between_two_bronze_batches_then_a_rerun_equals_a_clean_run(api: 
         run(api, pipeline, k)
     assert_frame_equal(silver_orders(), clean.silver)
     assert_frame_equal(bronze_records(), clean.bronze)  # the same pages, each landed once
+
+
+def test_a_record_written_later_at_the_watermark_is_landed_and_one_answered_again_there_is_not(
+    api: ShopApi, local_warehouse: str, tmp_path: Path,
+) -> None:
+    pipeline = pipeline_of(declare(api))
+    at = "2026-01-01T00:05:00Z"
+    first = [{"order_id": "O-1", "customer_id": "C-1", "status": "placed", "ordered_at": at, "updated_at": at},
+             {"order_id": "O-2", "customer_id": "C-2", "status": "placed", "ordered_at": at, "updated_at": at}]
+    api.publish(first)
+    landing = LocalStore(tmp_path / "landing")
+    bronze.ingest(Settings(), pipeline.dataset("orders"), window(1), landing=landing)
+    # the API answers updated_since inclusively: O-1 and O-2 come back, beside O-3 of the same second
+    api.publish([{**first[0], "order_id": "O-3"}])
+    second = bronze.ingest(Settings(), pipeline.dataset("orders"), window(2), landing=landing)
+    assert any("updated_since=2026-01-01T00%3A05%3A00Z" in r for r in api.requests[-1:])
+    assert second.rows == 1
+    assert bronze.ingest(Settings(), pipeline.dataset("orders"), window(2), landing=landing).skipped  # nothing new: no commit
+    ids = sorted(pl.read_delta(Settings().table_uri("bronze", "orders_raw")).get_column("_raw").str.json_path_match("$.order_id"))
+    assert ids == ["O-1", "O-2", "O-3"]
