@@ -318,3 +318,14 @@ def test_a_record_written_later_at_the_watermark_is_landed_and_one_answered_agai
     assert bronze.ingest(Settings(), pipeline.dataset("orders"), window(2), landing=landing).skipped  # nothing new: no commit
     ids = sorted(pl.read_delta(Settings().table_uri("bronze", "orders_raw")).get_column("_raw").str.json_path_match("$.order_id"))
     assert ids == ["O-1", "O-2", "O-3"]
+
+
+def test_a_connection_refused_is_retried_then_unavailable(local_warehouse: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with ShopApi(token=TOKEN) as gone:
+        yaml = declare(gone)
+    # the server is stopped: its port refuses connections
+    with pytest.raises(SourceUnavailable) as down:
+        bronze.ingest(Settings(), pipeline_of(yaml).dataset("orders"), window(1), landing=LocalStore(tmp_path / "landing"))
+    assert "failed 4 times; last: ConnectError" in str(down.value) and is_transient(down.value)
+    assert TOKEN not in str(down.value)
