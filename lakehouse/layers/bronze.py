@@ -28,6 +28,7 @@ from lakehouse.commit import (
     write_once,
 )
 from lakehouse.config import Settings
+from lakehouse.dev.faults import crash_point
 from lakehouse.sources.base import Limit, RecordSource, open_source
 from lakehouse.sources.files import FileCursor, LandedFile, batches, pending_files, read_lines
 from lakehouse.specs import Dataset, TableSpec
@@ -188,6 +189,7 @@ def ingest_records(settings: Settings, dataset: Dataset, window: Window, *, sour
         rows += data.height
         added += landed.files_added
         version = landed.version
+        crash_point("bronze.batch_committed")  # this batch and its cursor landed; the next is not read yet
     if version is None:
         return BronzeResult(table=f"bronze.{name}", window=window, skipped=True)
     return BronzeResult(
