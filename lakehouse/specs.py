@@ -326,7 +326,7 @@ class Dataset:
     kind: str = "landing_files"
     resource: str = ""
     connection: Any = None
-    """A non-file source's validated declaration (a model of :mod:`lakehouse.declaration.sources`)."""
+    """A non-file source's validated declaration (a model of :mod:`lakehouse.sources.declared`)."""
 
     @property
     def upstream(self) -> tuple[str, ...]:
@@ -367,7 +367,7 @@ class Pipeline:
     datasets: tuple[Dataset, ...]
     models: tuple[GoldModel, ...]
     sources: Mapping[str, Any] = field(default_factory=dict)
-    """The declared sources by name (models of :mod:`lakehouse.declaration.sources`)."""
+    """The declared sources by name (models of :mod:`lakehouse.sources.declared`)."""
 
     def dataset(self, name: str) -> Dataset:
         """The dataset ``name`` of this pipeline."""

@@ -6,8 +6,8 @@ import re
 
 from pydantic import ValidationError
 
-from lakehouse.declaration.sources import KINDS
 from lakehouse.errors import ConfigError
+from lakehouse.sources.declared import KINDS
 
 
 class Problems:

@@ -13,11 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from lakehouse import checks
-from lakehouse.declaration.sources import KINDS, LandingFilesDecl, confined_prefix, source_type
+from lakehouse.sources.declared import KINDS, LandingFilesDecl, confined_prefix, source_type
 from lakehouse.specs import SILVER_FILE_SIZE, Level, UnknownFields
 
 SourceDecl = LandingFilesDecl
-"""The landing-files source (the default ``kind``); every kind is in :mod:`lakehouse.declaration.sources`."""
+"""The landing-files source (the default ``kind``); every kind is in :mod:`lakehouse.sources.declared`."""
 
 
 class _Model(BaseModel):

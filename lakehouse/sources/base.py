@@ -15,7 +15,7 @@ number inside the position (``_line``, from 1) and when the source says it arriv
 
 A kind of source is a subclass with ``kind`` set and three hooks (:meth:`RecordSource.start`,
 :meth:`RecordSource.cursor_from`, :meth:`RecordSource.read`), plus a factory registered
-with :func:`register`; its declaration model lives in :mod:`lakehouse.declaration.sources`.
+with :func:`register`; its declaration model lives in :mod:`lakehouse.sources.declared`.
 Each system has a local sibling the tests use (a loopback HTTP server, SQLite, moto).
 """
 

@@ -40,9 +40,9 @@ import httpx
 import polars as pl
 
 from lakehouse.config import Settings
-from lakehouse.declaration.sources import HttpApiDecl
 from lakehouse.errors import ConfigError, SourceRefused
 from lakehouse.sources import base
+from lakehouse.sources.declared import HttpApiDecl
 from lakehouse.sources.http_client import REDACTED, Redact, Requester
 from lakehouse.sources.secrets import resolve
 from lakehouse.specs import Dataset

@@ -1,4 +1,4 @@
-"""Secrets that sources read by reference (:class:`lakehouse.declaration.sources.SecretRef`).
+"""Secrets that sources read by reference (:class:`lakehouse.sources.declared.SecretRef`).
 
 An environment variable is read here. A Prefect Secret block is read by a resolver that the
 Prefect layer registers (``tasks`` imports :func:`register_resolver`), so the engine itself
@@ -18,7 +18,7 @@ from lakehouse.errors import ConfigError
 
 
 class SecretRef(Protocol):
-    """A reference to a secret (:class:`lakehouse.declaration.sources.SecretRef`): exactly one is set."""
+    """A reference to a secret (:class:`lakehouse.sources.declared.SecretRef`): exactly one is set."""
 
     @property
     def env(self) -> str | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lakehouse.declaration.build import parse
-from lakehouse.declaration.sources import HttpApiDecl
 from lakehouse.errors import ConfigError
+from lakehouse.sources.declared import HttpApiDecl
 
 SOURCE = """{kind: http_api, base_url: 'https://api.example.com/v1', auth: {type: bearer, token: {env: SHOP_API_TOKEN}},
            pagination: {style: cursor, page_size: 50}, incremental: {field: updated_at, param: updated_since}}"""
@@ -45,7 +45,7 @@ def test_every_field_of_the_api_models_has_a_one_line_docstring() -> None:
     import inspect
     import textwrap
 
-    from lakehouse.declaration import sources
+    from lakehouse.sources import declared as sources
 
     for model in (sources.HttpApiDecl, sources.AuthDecl, sources.PaginationDecl, sources.IncrementalDecl):
         body = ast.parse(textwrap.dedent(inspect.getsource(model))).body[0]

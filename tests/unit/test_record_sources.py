@@ -19,11 +19,10 @@ from deltalake import DeltaTable
 
 from lakehouse.commit import latest_metadata
 from lakehouse.config import Settings
-from lakehouse.declaration import sources as declared
 from lakehouse.declaration.build import parse
 from lakehouse.errors import ConfigError
 from lakehouse.layers import bronze, silver
-from lakehouse.sources import base
+from lakehouse.sources import base, declared
 from lakehouse.specs import Dataset
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at

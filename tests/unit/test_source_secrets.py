@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from lakehouse.declaration.sources import SecretRef
 from lakehouse.errors import ConfigError
 from lakehouse.sources import secrets
+from lakehouse.sources.declared import SecretRef
 
 
 def test_an_environment_reference_resolves_to_a_secret_value(monkeypatch) -> None:

@@ -1,5 +1,7 @@
 """The declared kinds of source: one validated model per ``kind:`` of the pipeline YAML.
 
+The options of each kind are the spec of its source: the declaration validates the YAML
+with these models, and the readers in :mod:`lakehouse.sources` take them as they are.
 A source names a system and how to read it incrementally; a dataset names what to read in
 it (its ``prefix`` under a landing area, or its ``resource``: an endpoint path, a table, a
 stream). ``kind`` picks the model; it defaults to ``landing_files``, so declarations
