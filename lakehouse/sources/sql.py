@@ -91,6 +91,9 @@ class SqlSource(RecordSource[SqlCursor]):
         if decl.password is not None:
             self._secret = secrets.resolve(decl.password, what=f"sources.{dataset.source}.password").get_secret_value()
         self.location = _location(self.url)
+        if self.url.get_backend_name() == "sqlite" and self._secret:
+            msg = f"{self.describe()}: a SQLite file has no password: remove sources.{dataset.source}.password"
+            raise ConfigError(msg)
         if self.url.get_backend_name() == "sqlite" and self.url.database not in (None, "", ":memory:"):
             database = self.url.database or ""
             if not database.startswith("file:") and not Path(database).is_file():
