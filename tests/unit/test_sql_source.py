@@ -18,6 +18,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from flows.summary import TableCounts
 from lakehouse.config import Settings
 from lakehouse.declaration.build import parse
 from lakehouse.errors import ConfigError, SourceUnavailable, is_transient
@@ -187,7 +188,9 @@ def test_deletes_reach_silver_newest_version_wins_and_the_counts_add_up(tmp_path
     c = batch.counts
     assert (c.read, c.merged, c.deleted, c.duplicates, c.rejected) == (5, 1, 3, 1, 0)  # I2's delete collapsed into its update
     result = silver.commit(settings, batch)
-    assert (result.updated, result.removed, result.inserted) == (1, 2, 0)
+    assert (result.updated, result.removed, result.inserted, result.unchanged) == (1, 2, 0, 1)
+    shown = TableCounts.of(result)
+    assert (shown.deleted, shown.removed) == (3, 2)
     table = pl.read_delta(settings.table_uri("silver", "items")).sort("item_id")
     assert table.select("item_id", "qty").rows() == [("I0", 0), ("I2", 20)]
 
