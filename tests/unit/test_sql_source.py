@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -288,3 +289,17 @@ def test_a_malformed_sql_declaration_is_explained_with_its_path() -> None:
         assert "hunter2" not in str(bad.value)
     with pytest.raises(ConfigError, match=r"url: required field is missing"):
         parse(base.replace("url: sqlite:///shop.db", ""))
+
+
+def test_the_readmes_sql_example_is_a_valid_declaration(monkeypatch) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    part = readme.split("#### SQL database source", 1)[1]
+    example = part.split("```yaml\n", 1)[1].split("```", 1)[0]
+    pipeline = parse("pipelines:\n  p:\n" + textwrap.indent(example, "    ")).pipeline("p")
+    ds = pipeline.dataset("customers")
+    decl = ds.connection
+    assert (ds.kind, ds.resource, decl.db_schema, decl.lag, str(decl.password)) == (
+        "sql", "customers", "public", timedelta(seconds=30), "env:SHOP_DB_PASSWORD")
+    assert decl.deletes["products"].tombstones.table == "products_deleted"
+    documented = {line.split(":")[0].strip() for line in example.splitlines() if line.startswith("    ")}
+    assert {f.alias or n for n, f in type(decl).model_fields.items()} - {"kind"} <= documented  # every field shown
