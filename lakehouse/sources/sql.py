@@ -248,7 +248,8 @@ class SqlSource(RecordSource[SqlCursor]):
                 deleted = soft is not None and is_deleted(row[soft])
             if deleted:
                 record[DELETE_MEMBER] = True
-            texts.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+            # a value nested in a JSON column (a timestamp in a dict) is written as its text
+            texts.append(json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str))
             deletes.append(deleted)
         return texts, deletes
 

@@ -127,6 +127,37 @@ def test_the_key_breaks_ties_and_later_rows_are_read_from_the_cursor_and_none_tw
     assert read_all(source, source.cursor_from(again.cursor.to_json())) == []  # and nothing after it
 
 
+def test_a_composite_key_breaks_ties_column_by_column(tmp_path: Path) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'pairs.db'}")
+    pairs = sa.Table("pairs", sa.MetaData(), sa.Column("a", sa.String, primary_key=True),
+                     sa.Column("b", sa.Integer, primary_key=True), sa.Column("updated_at", sa.DateTime))
+    pairs.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.insert(pairs), [{"a": a, "b": b, "updated_at": T0} for a in ("x", "y", "z") for b in (10, 2, 1)])
+    yaml = (YAML.replace("order_by: updated_at\n", "order_by: updated_at\n        resource: pairs\n")
+            .replace("key: item_id", "key: [a, b]")
+            .replace("columns: {{item_id: {{type: string, nullable: false}}, qty: int64, price: \"decimal(12,2)\",\n"
+                     "                  fragile: bool, updated_at: {{type: timestamp, nullable: false}}}}",
+                     "columns: {{a: string, b: int64, updated_at: timestamp}}")
+            .replace("checks: [{{range: qty, min: 0, max: 100}}]", ""))
+    source = SqlSource(dataset(engine, yaml=yaml))
+    batches = list(source.read(source.start(), limit=Limit(records=2), until=END))
+    got = [(r["a"], r["b"]) for b in batches for r in map(json.loads, b.records.get_column("_raw"))]
+    assert got == [(a, b) for a in ("x", "y", "z") for b in (1, 2, 10)]  # b compared as a number, not as text
+    assert [b.records.height for b in batches] == [2, 2, 2, 2, 1]
+    assert batches[1].cursor.to_json()["rows"] == {"watermark": {"datetime": "2026-01-01T12:00:00"}, "key": ["y", 1]}
+
+
+def test_lag_keeps_the_newest_rows_for_a_later_window(db: sa.Engine) -> None:
+    put(db, [{"item_id": "OLD", "updated_at": END.replace(tzinfo=None) - timedelta(minutes=5)},
+             {"item_id": "NEW", "updated_at": END.replace(tzinfo=None) - timedelta(seconds=20)}])
+    source = SqlSource(dataset(db, yaml=YAML.replace("max_batch_records:", "lag: 30s\n        max_batch_records:")))
+    (first,) = list(source.read(source.start(), limit=Limit(), until=END))
+    assert [json.loads(r)["item_id"] for r in first.records.get_column("_raw")] == ["OLD"]
+    (then,) = list(source.read(first.cursor, limit=Limit(), until=END + QUARTER))
+    assert [json.loads(r)["item_id"] for r in then.records.get_column("_raw")] == ["NEW"]
+
+
 def test_records_are_json_as_silver_types_them_and_only_declared_columns_are_read(db: sa.Engine) -> None:
     put(db, [{"item_id": "I1", "qty": 3, "price": Decimal("19.99"), "fragile": 1,
               "updated_at": datetime(2026, 1, 1, 12, 0, 0, 250000)}])
@@ -243,9 +274,9 @@ def test_a_missing_table_or_column_or_file_is_a_configuration_error(db: sa.Engin
         read_all(SqlSource(dataset(db, yaml=YAML.replace("order_by: updated_at", "order_by: updated_at\n        resource: stock"))))
     with pytest.raises(ConfigError, match=r"table 'items' has no column 'colour' \(its columns: item_id, qty"):
         read_all(SqlSource(dataset(db, yaml=YAML.replace("fragile: bool,", "fragile: bool, colour: string,"))))
-    with pytest.raises(ConfigError, match=r"no table 'items_gone'"):
-        with db.begin() as conn:
-            conn.execute(sa.text("DROP TABLE items_gone"))
+    with db.begin() as conn:
+        conn.execute(sa.text("DROP TABLE items_gone"))
+    with pytest.raises(ConfigError, match=r"no table 'items_gone', the tombstone table of items"):
         read_all(SqlSource(ds))
     with pytest.raises(ConfigError, match=r"the SQLite database file .*nowhere.db does not exist"):
         SqlSource(dataset(db, yaml=YAML.replace("{url}", f"sqlite:///{tmp_path / 'nowhere.db'}")))
