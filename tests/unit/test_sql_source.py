@@ -334,3 +334,20 @@ def test_the_readmes_sql_example_is_a_valid_declaration(monkeypatch) -> None:
     assert decl.deletes["products"].tombstones.table == "products_deleted"
     documented = {line.split(":")[0].strip() for line in example.splitlines() if line.startswith("    ")}
     assert {f.alias or n for n, f in type(decl).model_fields.items()} - {"kind"} <= documented  # every field shown
+
+
+def test_lakehouse_validate_explains_a_sql_source_and_never_echoes_its_url(tmp_path: Path, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", "unset")  # --config exports it: restored after the test
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(YAML.format(url="postgresql+psycopg://reader@db/shop", limit=10))
+    bad.write_text(YAML.format(url="postgresql+psycopg://reader:hunter2@db/shop", limit=10))
+    ok = CliRunner().invoke(app, ["validate", "--config", str(good)])
+    assert ok.exit_code == 0 and "silver.items" in ok.stdout, ok.output
+    out = CliRunner().invoke(app, ["validate", "--config", str(bad)])
+    assert out.exit_code == 2
+    assert f"{bad}: pipelines.p.sources.db.url: the URL holds a password" in out.stderr
+    assert "hunter2" not in out.stdout + out.stderr

@@ -30,7 +30,7 @@ from lakehouse.layers.silver.transform import (
     SILVER_LINEAGE,
     order_columns,
 )
-from lakehouse.specs import TableSpec, quote
+from lakehouse.specs import TableSpec
 from lakehouse.storage import storage_options
 
 log = logging.getLogger("lakehouse.layers.silver")
@@ -137,7 +137,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         newer = sql.lexicographic_greater(order_columns(spec))
         # a key's latest version is a row (upsert) or a delete; either wins only over an older silver row,
         # and a delete of a key silver does not hold inserts nothing
-        upsert, delete = f"s.{quote(DELETED)} = FALSE", f"s.{quote(DELETED)} = TRUE"
+        upsert, delete = f"{sql.column(DELETED, 's')} = FALSE", f"{sql.column(DELETED, 's')} = TRUE"
         outcome = (
             table.merge(
                 source, predicate, source_alias="s", target_alias="t", commit_properties=props,
