@@ -42,7 +42,6 @@ Listing = Literal["full", "from_lookback"]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
-
 SIMPLE_TYPES = ("string", "int64", "float64", "bool", "date", "timestamp")
 """The declared type names besides ``decimal(p,s)`` (the keys of :data:`TYPES`)."""
 
@@ -308,12 +307,8 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset ready to run: its silver spec and where its records come from.
-
-    ``kind`` is its source's kind: ``landing_files`` reads files under ``prefix`` (with
-    ``format``, ``compression`` and ``landing_time``); any other kind reads ``resource``
-    (an endpoint path, a table, a stream) through the source declared as ``connection``.
-    """
+    """A dataset ready to run: its silver spec and where its records come from (files under
+    ``prefix`` for ``kind`` ``landing_files``; else ``resource`` read through ``connection``)."""
 
     spec: TableSpec
     source: str
@@ -329,16 +324,25 @@ class Dataset:
     max_batch_bytes: int = 256 * 1024 * 1024
     max_batch_rows: int = 1_000_000
     kind: str = "landing_files"
-    """The source's ``kind:`` (``landing_files``, or a kind of :mod:`lakehouse.sources`)."""
     resource: str = ""
-    """What the dataset reads in a non-file source (the dataset's name unless declared)."""
     connection: Any = None
-    """The validated declaration of a non-file source (a model of :mod:`lakehouse.declaration.sources`)."""
+    """A non-file source's validated declaration (a model of :mod:`lakehouse.declaration.sources`)."""
 
     @property
     def upstream(self) -> tuple[str, ...]:
         """The datasets this one's reference checks look up (promoted before it)."""
         return tuple(dict.fromkeys(c.ref_dataset for c in self.spec.checks if c.ref_dataset))
+
+
+@dataclass(frozen=True)
+class Additive:
+    """An additive gold model (``incremental:``): each result row sums what each ``by`` value's rows
+    contribute; ``count`` counts them (0: the row is gone); ``measures``: the columns outside the key
+    (:mod:`lakehouse.layers.gold.incremental`)."""
+
+    by: str
+    count: str
+    measures: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,8 @@ class GoldModel:
     inputs: tuple[str, ...]
     zorder: tuple[str, ...] = ()
     """Columns maintenance z-orders the gold table by (``zorder:`` in the declaration)."""
+    additive: Additive | None = None
+    """Set by ``incremental:``: maintained from changes; otherwise touched partitions are recomputed."""
 
 
 @dataclass(frozen=True)

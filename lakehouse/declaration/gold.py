@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from lakehouse.declaration.parts import check, z_order
-from lakehouse.specs import Column, Dataset, GoldModel, TableSpec, from_duckdb, is_identifier
+from lakehouse.specs import (
+    Additive,
+    Column,
+    Dataset,
+    GoldModel,
+    TableSpec,
+    from_duckdb,
+    is_identifier,
+)
 
 
 def gold_model(
@@ -67,10 +75,35 @@ def gold_model(
     zorder = z_order(decl.zorder, columns, decl.partition_by, "the model's result", where + ".zorder", problems)
     if len(problems.items) > before:
         return None
+    additive = None
+    if decl.incremental is not None:
+        additive = _additive(decl, columns, {t: datasets[t] for t in inputs}, where + ".incremental", problems)
+    if len(problems.items) > before:
+        return None
     spec = TableSpec(
         name=name, layer="gold", columns=tuple(columns.values()), keys=tuple(decl.key_columns()),
         partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
     )
-    return GoldModel(spec, decl.sql, tuple(inputs), zorder)
+    return GoldModel(spec, decl.sql, tuple(inputs), zorder, additive)
+
+
+def _additive(decl: Any, columns: dict[str, Column], inputs: dict[str, Dataset], where: str, problems: Any) -> Additive | None:
+    """The ``incremental:`` of a model, checked against its key, result and inputs."""
+    inc, keys = decl.incremental, decl.key_columns()
+    before = len(problems.items)
+    if not keys or decl.partition_by not in keys:
+        problems.add(where, f"an incremental model needs a key that includes its partition column {decl.partition_by!r}: each result row is found by it")
+    lacking = [t for t, ds in inputs.items() if inc.by not in ds.spec.column_names]
+    if lacking:
+        problems.add(where + ".by", f"{inc.by!r} must be a column of every input; {', '.join('silver.' + t for t in lacking)} has none")
+    measures = tuple(c for c in columns if c not in keys)
+    if inc.count not in measures:
+        problems.add(where + ".count", f"{inc.count!r} is not a result column outside the key (measures: {', '.join(measures) or 'none'})")
+    inexact = [c for c in measures if columns[c].dtype != "int64" and not columns[c].dtype.startswith("decimal")]
+    if inexact:
+        problems.add(where, f"every result column outside the key is summed, so it must be BIGINT or DECIMAL; {', '.join(f'{c} is {columns[c].dtype}' for c in inexact)} (a float's sum is not exact; a max or a text is not additive: leave incremental out)")
+    if len(problems.items) > before:
+        return None
+    return Additive(inc.by, inc.count, measures)
 
 

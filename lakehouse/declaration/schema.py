@@ -103,12 +103,23 @@ class DatasetBase(_Model):
         return [self.key] if isinstance(self.key, str) else list(self.key)
 
 
+class IncrementalDecl(_Model):
+    """An additive model: maintained from its inputs' changes instead of recomputing partitions."""
+
+    by: str
+    """The entity column, in every input: each result row sums what each entity's rows contribute."""
+    count: str
+    """A result column counting the rows each entity contributes (a row whose count falls to 0 is removed)."""
+
+
 class ModelBase(_Model):
     """A gold model: SQL over silver tables, partitioned by a column of its result."""
 
     sql: str
     partition_by: str
     key: list[str] | str | None = None
+    incremental: IncrementalDecl | None = None
+    """Maintain the model from changes (an additive aggregate); without it, touched partitions are recomputed."""
     zorder: list[str] | str = []
     """Columns to z-order the gold table's files by (maintenance), not the partition column."""
     description: str = ""

@@ -10,11 +10,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from pydantic import SecretStr
 
-from lakehouse.declaration.sources import SecretRef
 from lakehouse.errors import ConfigError
+
+
+class SecretRef(Protocol):
+    """A reference to a secret (:class:`lakehouse.declaration.sources.SecretRef`): exactly one is set."""
+
+    @property
+    def env(self) -> str | None:
+        """The environment variable holding the secret."""
+        ...
+
+    @property
+    def prefect_secret(self) -> str | None:
+        """The Prefect Secret block holding the secret."""
+        ...
 
 Resolver = Callable[[str], str]
 
@@ -37,7 +51,7 @@ def resolve(ref: SecretRef, *, what: str) -> SecretStr:
     assert ref.prefect_secret is not None
     resolver = _RESOLVERS.get("prefect_secret")
     if resolver is None:
-        msg = f"{what}: {ref} is a Prefect Secret block, which only a run under Prefect (lakehouse run, a deployment) can read"
+        msg = f"{what}: prefect_secret:{ref.prefect_secret} is a Prefect Secret block, which only a run under Prefect (lakehouse run, a deployment) can read"
         raise ConfigError(msg)
     try:
         value = resolver(ref.prefect_secret)

@@ -31,7 +31,7 @@ from lakehouse.commit import (
 from lakehouse.config import Settings
 from lakehouse.dev.faults import crash_point
 from lakehouse.errors import ConfigError, StaleBatch
-from lakehouse.layers.gold import cdf
+from lakehouse.layers.gold import cdf, incremental
 from lakehouse.layers.gold.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.layers.silver.transform import business_key
 from lakehouse.quality import GateResult, blocking_error, run_gate
@@ -154,11 +154,20 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     partition = model.spec.partition_by or ""
     con = duck.connect(settings)
     try:
-        touched = touched_partitions(
-            model.sql, partition, changes={n: _rows(changes[n].select(columns[n])) for n in changed},
-            old=before, current=snapshots, con=con,
-        )
-        rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
+        if model.additive is not None:
+            # maintained from the changed entities' rows: reads do not grow with the partitions
+            touched, rows = incremental.maintain(
+                model, current=snapshots, changes={n: changes[n] for n in changed},
+                keys={n: list(pipeline.dataset(n).spec.keys) for n in tables},
+                gold=None if gold is None else pl.scan_delta(gold.table_uri, storage_options=options),
+                con=con,
+            )
+        else:
+            touched = touched_partitions(
+                model.sql, partition, changes={n: _rows(changes[n].select(columns[n])) for n in changed},
+                old=before, current=snapshots, con=con,
+            )
+            rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
     except duckdb.PermissionException as exc:
         msg = (
             f"{model.spec.qualified_name}: a gold model reads only silver tables (silver.<dataset>); "

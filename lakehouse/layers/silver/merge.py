@@ -65,15 +65,18 @@ def keep_file_size(table: DeltaTable, spec: TableSpec) -> None:
 
 
 def _merge_predicate(spec: TableSpec, batch: pl.DataFrame, current: pl.DataFrame) -> str:
-    """Keys equal, scoped to the partitions (old and new) or the key range the batch touches."""
-    parts = [sql.keys_equal(spec.keys)]
+    """Keys equal, scoped to the partitions the batch touches (old and new) and its key range.
+
+    Both scopes are literals, so that delta-rs skips the files that cannot match: the
+    partitions by their values, and the files inside them by their key statistics (a day's
+    partition holds the whole day's orders; the batch's keys sit in a few of its files).
+    """
+    first = batch.get_column(spec.keys[0])
+    parts = [sql.between(spec.keys[0], first.min(), first.max(), alias="t"), sql.keys_equal(spec.keys)]
     if spec.partition_by:
         values = set(batch.get_column(spec.partition_by).to_list())
         values |= set(current.get_column(spec.partition_by).to_list())
         parts.insert(0, sql.in_list(spec.partition_by, values, alias="t"))
-    else:
-        first = batch.get_column(spec.keys[0])
-        parts.insert(0, sql.between(spec.keys[0], first.min(), first.max(), alias="t"))
     return " AND ".join(parts)
 
 
