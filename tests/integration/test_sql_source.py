@@ -170,6 +170,13 @@ pipelines:
         sql: |
           SELECT order_date, CAST(sum(amount) AS DECIMAL(18,2)) AS total, CAST(count(*) AS BIGINT) AS lines
           FROM silver.order_lines GROUP BY order_date
+      order_totals:                    # maintained from the change (additive), not recomputed
+        partition_by: order_date
+        key: [order_date, order_id]
+        incremental: {{by: order_id, count: lines}}
+        sql: |
+          SELECT order_date, order_id, sum(CAST(amount AS DECIMAL(18,2))) AS total, CAST(count(*) AS BIGINT) AS lines
+          FROM silver.order_lines GROUP BY ALL
 """
 
 meta = sa.MetaData()
@@ -204,8 +211,12 @@ def test_a_deleted_order_line_disappears_from_silver_and_from_the_gold_total(
     def totals() -> list[tuple[object, ...]]:
         return read(settings, "gold", "daily_totals").sort("order_date").rows()
 
+    def per_order() -> list[tuple[object, ...]]:
+        return read(settings, "gold", "order_totals").select("order_id", "total", "lines").sort("order_id").rows()
+
     run_window(settings, pipeline, window(1))
     assert totals() == [(day_1, Decimal("12.50"), 2), (day_2, Decimal("8.25"), 2)]
+    assert per_order() == [("O1", Decimal("12.50"), 2), ("O2", Decimal("8.25"), 2)]
 
     later = window(2).start.replace(tzinfo=None) + timedelta(minutes=1)
     with engine.begin() as conn:  # a soft delete of O1/2, a hard delete of O2/1 with its tombstone
@@ -219,8 +230,15 @@ def test_a_deleted_order_line_disappears_from_silver_and_from_the_gold_total(
     lines = read(settings, "silver", "order_lines").sort("order_id", "line_no")
     assert lines.select("order_id", "line_no").rows() == [("O1", 1), ("O2", 2)]
     assert totals() == [(day_1, Decimal("10.00"), 1), (day_2, Decimal("1.00"), 1)]
-    (refreshed,) = run.refreshed
+    assert per_order() == [("O1", Decimal("10.00"), 1), ("O2", Decimal("1.00"), 1)]  # new - old: the deleted lines left
+    refreshed = next(r for r in run.refreshed if r.table == "gold.daily_totals")
     assert sorted(refreshed.touched) == [day_1, day_2]  # the partitions the deletes left were recomputed
+
+    with engine.begin() as conn:  # the last line of O2 goes too: its incremental row's count falls to 0
+        conn.execute(sa.delete(ORDER_LINES).where(ORDER_LINES.c.order_id == "O2"))
+        conn.execute(sa.insert(GONE).values(order_id="O2", line_no=2, gone_at=later + QUARTER))
+    run_window(settings, pipeline, window(3))
+    assert totals() == [(day_1, Decimal("10.00"), 1)] and per_order() == [("O1", Decimal("10.00"), 1)]
 
 
 WRITER = textwrap.dedent("""
