@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sqlite3
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -301,6 +302,21 @@ def test_an_unreachable_database_is_transient_and_no_error_or_description_holds_
     assert "Connection refused" in str(down.value) or "connection" in str(down.value).lower()
     assert down.value.__cause__ is None and down.value.__suppress_context__  # the driver's error is not chained
     assert "pa55" not in str(down.value) and "pa55" not in repr(down.value) and "pa55" not in caplog.text
+
+
+def test_a_locked_database_is_transient(db: sa.Engine) -> None:
+    put(db, [{"item_id": "I1", "updated_at": T0}])
+    writer = sqlite3.connect(str(db.url.database), isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # another writer holds the file: readers wait, then give up
+    try:
+        yaml = YAML.replace("max_batch_records:", "connect_args: {{timeout: 0.2}}\n        max_batch_records:")
+        with pytest.raises(SourceUnavailable, match=r"sql:sqlite:.*/items: OperationalError: database is locked") as locked:
+            read_all(SqlSource(dataset(db, yaml=yaml)))
+        assert is_transient(locked.value)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert read_all(SqlSource(dataset(db)))[0].height == 1  # and once it is free, the read goes through
 
 
 def test_a_malformed_sql_declaration_is_explained_with_its_path() -> None:
