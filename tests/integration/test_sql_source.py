@@ -2,8 +2,8 @@
 changing over several windows, a deleted order line leaving a gold total, and a SIGKILL
 between two bronze batches.
 
-The database is a real SQLite file; the warehouse is the session's moto S3 server (a local
-folder for the killed writer); windows run through the engine (``run_window``), as the flow
+The database is a real SQLite file and the warehouse a local folder (the storage layer is the
+same for every kind of source and is tested on moto elsewhere); windows run through the engine (``run_window``), as the flow
 runs them, without Prefect.
 """
 
@@ -25,13 +25,11 @@ from polars.testing import assert_frame_equal
 from lakehouse.config import Settings
 from lakehouse.declaration import parse
 from lakehouse.dev import shop_db
-from lakehouse.dev.moto_server import MotoServer
 from lakehouse.engine import run_window
 from lakehouse.layers import bronze
 from lakehouse.specs import Pipeline
 from lakehouse.storage import open_store, storage_options
 from lakehouse.window import Window, window_ending_at
-from tests.conftest import new_warehouse
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
@@ -91,9 +89,8 @@ def read(settings: Settings, layer: str, name: str) -> pl.DataFrame:
 
 
 def test_windows_of_updates_touches_and_deletes_leave_silver_and_gold_equal_to_the_database(
-    tmp_path: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+    local_warehouse: str, tmp_path: Path
 ) -> None:
-    new_warehouse(moto, monkeypatch)
     settings = Settings()
     engine = shop_db.create(tmp_path / "shop.db")
     pipeline = parse(SHOP.format(url=shop_db.url(tmp_path / "shop.db"))).pipeline("shop_db")
@@ -190,10 +187,7 @@ GONE = sa.Table("order_lines_gone", meta, sa.Column("order_id", sa.String), sa.C
                 sa.Column("gone_at", sa.DateTime))
 
 
-def test_a_deleted_order_line_disappears_from_silver_and_from_the_gold_total(
-    tmp_path: Path, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    new_warehouse(moto, monkeypatch)
+def test_a_deleted_order_line_disappears_from_silver_and_from_the_gold_total(local_warehouse: str, tmp_path: Path) -> None:
     settings = Settings()
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'sales.db'}")
     meta.create_all(engine)
