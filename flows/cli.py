@@ -671,6 +671,9 @@ def _show_batch(summary: BatchSummary, out: Console) -> None:
         table.add_row(t.table, *(str(getattr(t, c)) for c in columns))
     out.print(table)
     for t in summary.tables:
+        if t.deleted:
+            out.print(f"  deleted from {t.table}: {t.deleted} key(s), {t.removed} row(s) removed")
+    for t in summary.tables:
         if t.reasons:
             why = ", ".join(f"{n} × {reason}" for reason, n in t.reasons.items())
             out.print(f"  quarantined from {t.table}: {why}")

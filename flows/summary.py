@@ -55,7 +55,7 @@ class BronzeCounts(_Plain):
 
 @dataclass(frozen=True)
 class TableCounts(_Plain):
-    """One silver promotion: ``read == merged + rejected + duplicates + conflicts``, and what the merge did."""
+    """One silver promotion: ``read == merged + deleted + rejected + duplicates + conflicts``, and what the merge did."""
 
     table: str
     read: int
@@ -76,6 +76,10 @@ class TableCounts(_Plain):
     """Records per member that is not a column."""
     evolved: dict[str, str] = field(default_factory=dict)
     """Columns the merge added to the table (``unknown_fields: evolve``): name → type."""
+    deleted: int = 0
+    """Keys whose latest version was a delete."""
+    removed: int = 0
+    """Silver rows those deletes removed (the others were older than silver's row, or of keys it never held)."""
 
     @classmethod
     def of(cls, result: SilverResult) -> TableCounts:
@@ -88,6 +92,7 @@ class TableCounts(_Plain):
             inserted=result.inserted, updated=result.updated, unchanged=result.unchanged,
             files_added=result.files_added, reasons=dict(result.reasons or {}), examples=dict(result.examples or {}),
             unknown_fields=dict(result.unknown_fields or {}), evolved=dict(result.evolved or {}),
+            deleted=counts.deleted, removed=result.removed,
         )
 
 
@@ -284,6 +289,9 @@ def _batch(s: BatchSummary) -> str:
         lines.append(f"| {t.table} | {t.read} | {t.merged} | {t.duplicates} | {t.conflicts} | "
                      f"{t.rejected} | {t.inserted} | {t.updated} | {t.files_added} |")
     for t in s.tables:
+        if t.deleted:
+            lines += ["", f"Deleted from {t.table}: {t.deleted} keys ({t.removed} rows removed)."]
+    for t in s.tables:
         if t.reasons:
             lines += ["", f"Quarantined from {t.table}:", ""]
             for why, n in t.reasons.items():
@@ -322,7 +330,8 @@ def _replay(s: ReplaySummary) -> str:
         failing = ", ".join(f"{n} × {why}" for why, n in r.still_failing.items()) or "–"
         lines.append(f"| {r.table} | {r.candidates} | {r.replayed} | {failing} |")
     for t in s.tables:
-        lines.append(f"\n{t.table}: read {t.read} = merged {t.merged} + rejected {t.rejected} "
+        deleted = f" + deleted {t.deleted}" if t.deleted else ""
+        lines.append(f"\n{t.table}: read {t.read} = merged {t.merged}{deleted} + rejected {t.rejected} "
                      f"+ duplicates {t.duplicates} + conflicts {t.conflicts} (inserted {t.inserted}, updated {t.updated})")
     for g in s.gold:
         lines.append(f"\n{g.table}: recomputed {len(g.partitions)} partitions, {g.rows} rows")

@@ -122,8 +122,9 @@ def commit_silver(settings: Settings, batch: silver.SilverBatch) -> silver.Silve
     result = silver.commit(settings, batch)
     c = batch.counts
     get_run_logger().info(
-        "%s: read %d = merged %d + rejected %d + duplicates %d + conflicts %d (inserted %d, updated %d)",
-        result.table, c.read, c.merged, c.rejected, c.duplicates, c.conflicts, result.inserted, result.updated,
+        "%s: read %d = merged %d + deleted %d + rejected %d + duplicates %d + conflicts %d (inserted %d, updated %d, removed %d)",
+        result.table, c.read, c.merged, c.deleted, c.rejected, c.duplicates, c.conflicts, result.inserted, result.updated,
+        result.removed,
     )
     return result
 

@@ -31,7 +31,11 @@ ERROR_MEMBER = "__lakehouse_error"
 """Set by the landing parser on a record it could not read (a bad CSV row): the reason."""
 LINE_MEMBER = "__lakehouse_line"
 """With :data:`ERROR_MEMBER`: the record's own raw text (the CSV line as received)."""
-RESERVED = (ERROR_MEMBER, LINE_MEMBER)
+DELETE_MEMBER = "__lakehouse_deleted"
+"""Set (``true``) on a record that deletes its key: silver removes the key's row when this is
+its latest version. Such a record needs only the key and the ordering column; any source may
+send one (a SQL source's soft deletes and tombstones, a JSONL line)."""
+RESERVED = (ERROR_MEMBER, LINE_MEMBER, DELETE_MEMBER)
 
 _JSON_KIND = {
     "VARCHAR": "a JSON string",

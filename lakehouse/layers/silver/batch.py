@@ -20,10 +20,11 @@ from lakehouse.specs import Dataset, TableSpec
 
 @dataclass(frozen=True)
 class Counts:
-    """Conservation of one promotion: ``read == merged + rejected + duplicates + conflicts``."""
+    """Conservation of one promotion: ``read == merged + deleted + rejected + duplicates + conflicts``."""
 
     read: int
     merged: int
+    """Keys whose latest version is a row: inserted or updated (or older than silver's row)."""
     rejected: int
     duplicates: int
     """Rows collapsed into their key's winner: identical copies and older versions."""
@@ -31,12 +32,14 @@ class Counts:
     """Bronze rows of a file that was delivered again later (only the latest counts)."""
     conflicts: int = 0
     """Rows with the winner's key and ordering value but another payload (the later delivery won)."""
+    deleted: int = 0
+    """Keys whose latest version is a delete: their silver row is removed (if silver holds an older one)."""
 
     def check(self) -> None:
-        """Raise :class:`CountsMismatch` unless every row read is merged, rejected, a duplicate or a conflict."""
-        if self.read != self.merged + self.rejected + self.duplicates + self.conflicts:
+        """Raise :class:`CountsMismatch` unless every row read is merged, a delete, rejected, a duplicate or a conflict."""
+        if self.read != self.merged + self.deleted + self.rejected + self.duplicates + self.conflicts:
             msg = (
-                f"rows do not add up: read {self.read} != merged {self.merged} + "
+                f"rows do not add up: read {self.read} != merged {self.merged} + deleted {self.deleted} + "
                 f"rejected {self.rejected} + duplicates {self.duplicates} + conflicts {self.conflicts}"
             )
             raise LakehouseError(msg)
@@ -47,7 +50,7 @@ class Counts:
         ``bronze_rows``: the rows bronze's own commits say they added in the consumed
         versions (their ``num_added_rows``; None when a commit does not say): every one is
         read or superseded. ``keys``: the distinct business keys of the clean rows: each
-        is merged once, so a collapse that lost or doubled a key is caught here.
+        is merged (or deleted) once, so a collapse that lost or doubled a key is caught here.
         """
         if bronze_rows is not None and self.read + self.superseded != bronze_rows:
             msg = (
@@ -55,8 +58,9 @@ class Counts:
                 f"superseded {self.superseded} = {self.read + self.superseded}; nothing was committed"
             )
             raise CountsMismatch(msg)
-        if self.merged != keys:
-            msg = f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged; nothing was committed"
+        if self.merged + self.deleted != keys:
+            msg = (f"{table}: {keys} distinct keys passed the checks, but {self.merged} rows would be merged "
+                   f"and {self.deleted} deleted; nothing was committed")
             raise CountsMismatch(msg)
 
 
@@ -99,7 +103,10 @@ class SilverResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
-    """Merged rows that matched a silver row at least as new (merged = inserted + updated + unchanged)."""
+    """Merged rows and deletes that matched a silver row at least as new, and deletes of keys silver
+    does not hold (merged + deleted = inserted + updated + removed + unchanged)."""
+    removed: int = 0
+    """Silver rows the merge deleted (a delete newer than the row)."""
     skipped: bool = False
     reasons: dict[str, int] | None = None
     """Rejected rows per reason (the first reason of each row)."""

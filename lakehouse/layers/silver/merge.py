@@ -26,6 +26,7 @@ from lakehouse.layers.silver.batch import SilverBatch, SilverResult, silver_app_
 from lakehouse.layers.silver.lookup import rows_with_keys
 from lakehouse.layers.silver.transform import (
     BRONZE_VERSION,
+    DELETED,
     SILVER_LINEAGE,
     order_columns,
 )
@@ -120,27 +121,34 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         "duplicates": batch.counts.duplicates,
         "conflicts": batch.counts.conflicts,
         "superseded": batch.counts.superseded,
+        "deleted": batch.counts.deleted,
     }
-    source = batch.valid.select(schema.names).to_arrow().cast(schema)
+    valid = batch.valid if DELETED in batch.valid.columns else batch.valid.with_columns(pl.lit(False).alias(DELETED))
+    source = valid.select([*schema.names, DELETED]).to_arrow().cast(pa.schema([*schema, pa.field(DELETED, pa.bool_())]))
     metrics: dict[str, int] = {}
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
             write_deltalake(
-                table, source, mode="append", commit_properties=props, schema_mode="merge" if evolve_schema else None
+                table, source.drop_columns([DELETED]), mode="append", commit_properties=props,
+                schema_mode="merge" if evolve_schema else None,
             )
             return
         current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
+        # a key's latest version is a row (upsert) or a delete; either wins only over an older silver row,
+        # and a delete of a key silver does not hold inserts nothing
+        upsert, delete = f"{sql.column(DELETED, 's')} = FALSE", f"{sql.column(DELETED, 's')} = TRUE"
         outcome = (
             table.merge(
                 source, predicate, source_alias="s", target_alias="t", commit_properties=props,
                 merge_schema=evolve_schema,
             )
-            .when_matched_update_all(predicate=newer)
-            .when_not_matched_insert_all()
+            .when_matched_update_all(predicate=f"{upsert} AND {newer}", except_cols=[DELETED])
+            .when_matched_delete(predicate=f"{delete} AND {newer}")
+            .when_not_matched_insert_all(predicate=upsert, except_cols=[DELETED])
             .execute()
         )
         metrics.update(outcome)
@@ -153,18 +161,20 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     )
     inserted = int(metrics.get("num_target_rows_inserted", 0))
     updated = int(metrics.get("num_target_rows_updated", 0))
-    if metrics and (int(metrics.get("num_source_rows", -1)) != batch.counts.merged or inserted + updated > batch.counts.merged):
+    removed = int(metrics.get("num_target_rows_deleted", 0))
+    merged, deleted = batch.counts.merged, batch.counts.deleted
+    if metrics and (int(metrics.get("num_source_rows", -1)) != merged + deleted or inserted + updated > merged or removed > deleted):
         # a merge's metrics exist only once its commit is made: the promotion is committed, the run fails loudly
         msg = (
-            f"{spec.qualified_name}: merged {batch.counts.merged}, but the merge (version {landed.version}) read "
-            f"{metrics.get('num_source_rows')} source rows, inserted {inserted} and updated {updated}"
+            f"{spec.qualified_name}: merged {merged} and deleted {deleted}, but the merge (version {landed.version}) read "
+            f"{metrics.get('num_source_rows')} source rows, inserted {inserted}, updated {updated} and deleted {removed}"
         )
         raise CountsMismatch(msg)
     crash_point("silver.committed")  # after the first table's merge, before the next one's
     log.info(
-        "%s: bronze v%d..%d read %d, merged %d, rejected %d, duplicates %d -> version %d",
+        "%s: bronze v%d..%d read %d, merged %d, deleted %d (removed %d), rejected %d, duplicates %d -> version %d",
         spec.qualified_name, batch.bronze_from, batch.bronze_to, batch.counts.read,
-        batch.counts.merged, batch.counts.rejected, batch.counts.duplicates, landed.version,
+        merged, deleted, removed, batch.counts.rejected, batch.counts.duplicates, landed.version,
     )
     return SilverResult(
         table=spec.qualified_name,
@@ -173,7 +183,8 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         version=landed.version,
         inserted=inserted,
         updated=updated,
-        unchanged=batch.counts.merged - inserted - updated if metrics else 0,
+        unchanged=merged + deleted - inserted - updated - removed if metrics else 0,
+        removed=removed,
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
         files_added=landed.files_added,

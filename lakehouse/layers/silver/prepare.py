@@ -33,6 +33,7 @@ from lakehouse.layers.silver.increment import (
 from lakehouse.layers.silver.merge import delta_type
 from lakehouse.layers.silver.transform import (
     BRONZE_VERSION,
+    DELETED,
     SILVER_LINEAGE,
     collapse,
     conflicts,
@@ -93,18 +94,21 @@ def prepare(
     deliveries = increment.group_by("_batch_id").agg(pl.col("_commit_version").max().cast(pl.Int64).alias(BRONZE_VERSION))
     parsed = parsed.join(deliveries, on="_batch_id", how="left", maintain_order="left")
     # batch-level checks measure records: a file that could not be read is quarantined, not a NULL row
-    records = parsed.filter(pl.col("_line") != UNREADABLE_LINE)
+    # and a delete has only its key and ordering value: it is no row to measure
+    records = parsed.filter((pl.col("_line") != UNREADABLE_LINE) & ~pl.col(DELETED))
     gate = run_gate(
         records.select(spec.column_names), spec, stage="bronze_to_silver", strict=False,
         references=references, now=now,
     ) if not records.is_empty() else GateResult(spec.qualified_name, "bronze_to_silver", True, (), 0)
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
-    clean = parsed.filter(pl.col("_reject_reason").is_null()).select(silver_columns(spec))
+    clean = parsed.filter(pl.col("_reject_reason").is_null()).select([*silver_columns(spec), DELETED])
     valid = collapse(clean.lazy(), spec).collect()
     conflicting = conflicts(clean.lazy(), spec).select(pl.len()).collect().item()
+    deletes = int(valid.get_column(DELETED).sum())
     counts = Counts(
         read=parsed.height,
-        merged=valid.height,
+        merged=valid.height - deletes,
+        deleted=deletes,
         rejected=rejected.height,
         duplicates=clean.height - valid.height - conflicting,
         superseded=superseded,

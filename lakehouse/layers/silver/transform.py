@@ -35,6 +35,11 @@ SILVER_LINEAGE = pl.Schema(
 )
 """Lineage columns kept on every silver row."""
 
+DELETED = "_deleted"
+"""The column of a parsed record that says it deletes its key (the record carried
+:data:`lakehouse.sources.records.DELETE_MEMBER`); the merge removes the key's silver row when
+such a record is the key's latest version. It is never a column of the silver table."""
+
 def _derive(column: Column) -> pl.Expr:
     assert column.derive is not None  # only derived columns come here
     func, _, arg = column.derive.partition("(")
@@ -62,10 +67,12 @@ def parse_records(
     in the same parse), returns those keys: a semi-join without parsing the records twice.
 
     Input columns: ``_raw`` plus lineage. Output: the spec's columns, the lineage columns,
-    ``_raw``, ``_reject_reason`` and ``_unknown_fields`` (the record's members that are not
+    ``_raw``, ``_reject_reason``, ``_unknown_fields`` (the record's members that are not
     columns, a case or whitespace variant of a column shown as ``AMOUNT (looks like
-    amount)``). A line that is not a JSON object, a member repeated, a field whose JSON
-    type or text does not fit its column (:func:`lakehouse.sources.records.convert`), a null in a
+    amount)``) and :data:`DELETED` (the record deletes its key: only its key and ordering
+    value are typed and checked, and a delete without them is rejected). A line that is
+    not a JSON object, a member repeated, a field whose JSON type or text does not fit its
+    column (:func:`lakehouse.sources.records.convert`), a null in a
     column declared ``nullable: false``, an unknown member when the spec says
     ``unknown_fields: fail``, and a violated row-level check each add a reason; a row is
     rejected when it has any. ``refuse`` maps members that ``unknown_fields: evolve`` cannot
@@ -75,10 +82,12 @@ def parse_records(
     frame = lines.collect()
     raw = pl.col("_raw")
     fields = [c for c in spec.columns if c.derive is None]
-    # the CSV parser's reserved members (a bad row's reason and text) are extracted only
-    # when a record of the batch holds one: two members fewer to parse in every other batch
-    reserved = records.RESERVED if frame.get_column("_raw").str.contains(records.ERROR_MEMBER, literal=True).any() else ()
-    found = records.members(frame.get_column("_raw"), [*(c.name for c in fields), *reserved])
+    # the reserved members (a bad CSV row's reason and text, a delete's mark) are extracted
+    # only when a record of the batch holds one: members fewer to parse in every other batch
+    text = frame.get_column("_raw")
+    reserved = (records.ERROR_MEMBER, records.LINE_MEMBER) if text.str.contains(records.ERROR_MEMBER, literal=True).any() else ()
+    marks_deletes = bool(text.str.contains(records.DELETE_MEMBER, literal=True).any())
+    found = records.members(text, [*(c.name for c in fields), *reserved, *((records.DELETE_MEMBER,) if marks_deletes else ())])
     if callable(references):
         references = references({
             check.name: found.get_column(records.text_name(check.column)).drop_nulls().unique()
@@ -88,7 +97,11 @@ def parse_records(
     keys = pl.col(records.KEYS)
     is_object = keys.is_not_null()
     landing_error = pl.col(records.text_name(records.ERROR_MEMBER)) if reserved else pl.lit(None, pl.String)
-    is_record = is_object & landing_error.is_null()  # a record whose fields are worth checking
+    # a delete (JSON true, or the text true from a CSV file) needs only its key and ordering value
+    deleted = (pl.col(records.text_name(records.DELETE_MEMBER)) == "true").fill_null(False) if marks_deletes else pl.lit(False)
+    deleted = is_object & landing_error.is_null() & deleted
+    identity = {*spec.keys, *([spec.order_by] if spec.order_by else [])}
+    is_record = is_object & landing_error.is_null() & ~deleted  # a record whose fields are worth checking
     converted = [records.convert(c, values=spec.record_values) for c in fields]
     typed = [value.alias(c.name) for c, (value, _, _) in zip(fields, converted, strict=True)]
     derived = [_derive(c).alias(c.name) for c in spec.columns if c.derive is not None]
@@ -107,7 +120,10 @@ def parse_records(
     ]
     missing_checked = {ch.column for ch in spec.checks if kind_of(ch).rejects_nulls}
     for c, (_, refused, reason) in zip(fields, converted, strict=True):
-        checks.append((refused, reason))
+        checks.append((refused if c.name in identity else refused & ~deleted, reason))
+        if c.name in identity:
+            kind = pl.col(records.type_name(c.name))
+            checks.append((deleted & (kind.is_null() | (kind == "NULL")), pl.lit(f"missing {c.name}: a delete needs its key and ordering value")))
         if not c.nullable and c.name not in missing_checked:
             # absent or JSON null; a value of the wrong type has its own reason above
             kind = pl.col(records.type_name(c.name))
@@ -131,7 +147,7 @@ def parse_records(
     staged = (
         pl.concat([frame, found], how="horizontal")
         .lazy()
-        .with_columns(*typed, _unknown_fields(spec).alias("_unknown_fields"))
+        .with_columns(*typed, _unknown_fields(spec).alias("_unknown_fields"), deleted.alias(DELETED))
         .with_columns(derived)
         .with_columns(pl.any_horizontal([when for when, _ in checks]).fill_null(False).alias("__rejected"))
         .collect()
@@ -162,6 +178,7 @@ def parse_records(
                 "_raw",
                 "_reject_reason",
                 "_unknown_fields",
+                DELETED,
             ]
         )
     )
@@ -235,7 +252,8 @@ def conflicts(rows: pl.LazyFrame, spec: TableSpec) -> pl.LazyFrame:
     keys, order = list(spec.keys), spec.order_by
     rows = rows.filter(business_key(keys).is_duplicated())  # a key's only version is no conflict
     newest = rows.filter(pl.col(order) == pl.col(order).max().over(keys))
-    distinct = newest.select(spec.column_names).unique()
+    compared = [*spec.column_names, *([DELETED] if DELETED in rows.collect_schema().names() else [])]
+    distinct = newest.select(compared).unique()
     return distinct.filter(pl.int_range(pl.len()).over(keys) > 0)
 
 
