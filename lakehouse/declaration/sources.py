@@ -9,8 +9,9 @@ pydantic, no client library imported) plus a reader registered in :mod:`lakehous
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -115,16 +116,75 @@ class RecordSourceDecl(SourceBase):
     """At most about this many bytes of record text per bronze commit."""
 
 
+M = TypeVar("M", bound=type[SourceBase])
+
 KINDS: dict[str, type[SourceBase]] = {"landing_files": LandingFilesDecl}
 """Every declarable kind by its ``kind:`` name (a new kind adds its model here)."""
 
 
-def register(model: type[SourceBase]) -> type[SourceBase]:
+def register(model: M) -> M:
     """Make ``model`` declarable as ``kind: <its kind literal>`` (a class decorator)."""
     kind = model.model_fields["kind"].default
     assert isinstance(kind, str), f"{model.__name__}.kind needs a default: its Literal name"
     KINDS[kind] = model
     return model
+
+
+_STREAM_NAME = re.compile(r"[a-zA-Z0-9_.-]{1,128}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+
+
+@register
+class KinesisDecl(RecordSourceDecl):
+    """An Amazon Kinesis data stream, every shard read from its checkpointed sequence number.
+
+    Credentials and, unless ``endpoint_url`` is declared, the endpoint come from the
+    lakehouse's settings (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_ENDPOINT_URL``; unset: boto3's own chain and AWS itself). A dataset names the
+    stream it reads with ``resource`` when that is not the ``stream`` declared here.
+    """
+
+    kind: Literal["kinesis"] = "kinesis"
+    stream: str | None = None
+    """The stream's name; unset, each dataset reads the stream named by its ``resource`` (its own name by default)."""
+    region: str | None = None
+    """The stream's AWS region (``eu-west-1``); unset: ``AWS_REGION`` of the settings."""
+    endpoint_url: str | None = None
+    """Another Kinesis endpoint (a VPC endpoint, LocalStack); unset: ``AWS_ENDPOINT_URL``, else AWS's own."""
+    start_at: Literal["trim_horizon", "latest"] = "trim_horizon"
+    """Where a shard the cursor does not know starts: its oldest record, or what arrives after the first read.
+
+    A child of a shard already read always starts at its oldest record, so nothing
+    between a parent's last record and its children's first is lost.
+    """
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    """Attempts per call (botocore's standard retry: exponential backoff with jitter) on throttling and connection errors."""
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    """Seconds to connect and to wait for an answer, per attempt."""
+
+    @field_validator("stream")
+    @classmethod
+    def _stream_name(cls, value: str | None) -> str | None:
+        if value is not None and not _STREAM_NAME.fullmatch(value):
+            msg = f"{value!r} is not a Kinesis stream name: 1-128 letters, digits, '_', '-' or '.'"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region_name(cls, value: str | None) -> str | None:
+        if value is not None and not _REGION.fullmatch(value):
+            msg = f"{value!r} is not an AWS region name (like eu-west-1 or us-east-1)"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+/?", value):
+            msg = f"{value!r}: expected an http:// or https:// URL with a host and no path"
+            raise ValueError(msg)
+        return value
 
 
 def _kind_of(value: Any) -> str:

@@ -86,7 +86,7 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
         raise ConfigError(msg)
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "lakehouse.dev.moto_kinesis", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches the owner, which stops the server when it is done with it
