@@ -35,11 +35,13 @@ def faithful_resharding() -> None:
 
     def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str | None) -> Any:
         if not isinstance(partition_key, str) or len(partition_key) > 256:
-            raise InvalidArgumentError("partition_key")
+            msg = "partition_key"  # moto's own argument error names the argument
+            raise InvalidArgumentError(msg)
         if explicit_hash_key:
             key = int(explicit_hash_key)
             if key >= 2**128:
-                raise InvalidArgumentError("explicit_hash_key")
+                msg = "explicit_hash_key"
+                raise InvalidArgumentError(msg)
         else:
             key = int(md5_hash(partition_key.encode("utf-8")).hexdigest(), 16)
         return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= key <= s.ending_hash), None)

@@ -1,7 +1,9 @@
 """An embedded moto S3 server, run as a separate process and reached over HTTP.
 
 The in-process ``ThreadedMotoServer`` hangs delta-rs calls (STACK.md), so this always
-starts ``python -m moto.server`` on a free loopback port.
+starts ``python -m moto.server`` on a free loopback port: through
+:mod:`lakehouse.dev.moto_kinesis`, which makes its Kinesis split and merge shards as AWS does
+(the same process serves S3 and Kinesis).
 """
 
 from __future__ import annotations

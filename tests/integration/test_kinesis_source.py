@@ -1,0 +1,257 @@
+"""The Kinesis source end to end, against the session's moto server (which serves Kinesis too).
+
+A pipeline declared only in YAML reads the shop's inventory events (lakehouse/dev/shop_stream.py)
+from a stream: several windows, with duplicates and bad records, land in silver exactly once
+(the bad ones in quarantine, with their reasons); a shard split and a merge mid-run lose and
+double nothing, and no child shard is read before its parents are finished; a SIGKILL between
+two bronze batches, then the window run again, leaves what a clean run leaves. The windows
+run through the engine in this process (``run_window``); only the killed run has a process
+of its own. Windows end in the future (arrival times are the moto server's clock): a window
+reads every record that arrived before its end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+from polars.testing import assert_frame_equal
+
+from lakehouse.config import Settings
+from lakehouse.declaration import parse
+from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, free_port
+from lakehouse.dev.shop_stream import NOT_JSON, NOT_UTF8, Put, ShopStream
+from lakehouse.engine import run_window
+from lakehouse.errors import SourceRefused, SourceUnavailable, is_transient
+from lakehouse.layers import bronze
+from lakehouse.storage import storage_options
+from lakehouse.window import Window, window_ending_at
+from tests.conftest import environment, new_warehouse
+
+QUARTER = timedelta(minutes=15)
+COLUMNS = ["event_id", "product_id", "kind", "quantity", "event_time"]
+DECLARATION = """
+pipelines:
+  stock:
+    sources:
+      inventory:
+        kind: kinesis
+        stream: {stream}
+        region: us-east-1
+        start_at: trim_horizon
+        max_batch_records: {batch}
+        max_attempts: 3
+        timeout: 10
+    datasets:
+      inventory_events:
+        source: inventory
+        columns:
+          event_id: {{type: string, nullable: false}}
+          product_id: {{type: string, nullable: false}}
+          kind: string
+          quantity: int64
+          event_time: timestamp
+        key: event_id
+        order_by: event_time
+        checks:
+          - valid_values: kind
+            values: [received, sold, adjusted]
+"""
+
+
+@pytest.fixture(scope="session")
+def kinesis(moto: MotoServer) -> Any:
+    """A boto3 Kinesis client of the session's moto server."""
+    import boto3
+
+    return boto3.session.Session().client("kinesis", endpoint_url=moto.endpoint_url, region_name=REGION,
+                                          aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+
+
+@pytest.fixture
+def stream(kinesis: Any) -> ShopStream:
+    """A fresh two-shard stream of the shop's inventory events."""
+    return ShopStream(kinesis, f"inventory-{uuid.uuid4().hex[:8]}").create(shards=2)
+
+
+def window(k: int) -> Window:
+    """Window k of a test: it ends at least k quarters from now, after every record the test puts."""
+    now = datetime.now(UTC)
+    return window_ending_at(now + (k + 1) * QUARTER, QUARTER)
+
+
+def declared(stream: ShopStream, *, batch: int = 8) -> Any:
+    return parse(DECLARATION.format(stream=stream.stream, batch=batch)).pipeline("stock")
+
+
+def table(layer: str, name: str) -> pl.DataFrame:
+    settings = Settings()
+    return pl.read_delta(settings.table_uri(layer, name), storage_options=storage_options(settings))
+
+
+def expected(stream: ShopStream, windows: range) -> pl.DataFrame:
+    rows = [e for k in windows for e in stream.window(k)]
+    return (pl.DataFrame(rows).select(COLUMNS)
+            .with_columns(pl.col("event_time").str.to_datetime(time_zone="UTC", time_unit="us")).sort("event_id"))
+
+
+def silver_events() -> pl.DataFrame:
+    return table("silver", "inventory_events").select(COLUMNS).sort("event_id")
+
+
+def put_texts(puts: list[Put]) -> Counter[str]:
+    return Counter(p.data.decode("utf-8", errors="replace") for p in puts)
+
+
+def commits(name: str = "inventory_events_raw") -> list[dict[str, Any]]:
+    """Bronze's batch commits, oldest first: version and the cursor after it."""
+    settings = Settings()
+    history = DeltaTable(settings.table_uri("bronze", name), storage_options=storage_options(settings)).history()
+    out = [{"version": int(e["version"]), "cursor": json.loads(e["lakehouse.cursor"])}
+           for e in history if "lakehouse.cursor" in e]
+    return sorted(out, key=lambda c: c["version"])
+
+
+def test_windows_with_duplicates_land_in_silver_exactly_once(warehouse: str, stream: ShopStream) -> None:
+    pipeline = declared(stream)
+    puts: list[Put] = []
+    for k in (1, 2, 3):
+        puts += stream.put_window(k, bad=True)  # 12 events, 2 of them again, 2 bad records
+        run = run_window(Settings(), pipeline, window(k))
+        assert [(r.rows, r.commits) for r in run.landed] == [(16, 2)]  # bounded: 8 records a commit
+
+    raw = table("bronze", "inventory_events_raw")
+    assert Counter(raw.get_column("_raw").to_list()) == put_texts(puts)  # every record put, once
+    assert raw.get_column("_source_position").n_unique() == raw.height
+    assert set(raw.get_column("_source")) == {f"kinesis:us-east-1/{stream.stream}"}
+    assert_frame_equal(silver_events(), expected(stream, range(1, 4)))  # each event once, duplicates collapsed
+
+    rejected = table("quarantine", "inventory_events")
+    reasons = Counter(rejected.get_column("_reject_reason").to_list())
+    assert reasons == {"malformed: not a parseable JSON object": 3,
+                       "encoding: not valid UTF-8; missing product_id: declared nullable: false": 3}, reasons
+    assert set(rejected.get_column("_raw")) == {NOT_JSON.decode(), NOT_UTF8.decode("utf-8", errors="replace")}
+
+    again = run_window(Settings(), pipeline, window(3))  # nothing new on the stream: nothing committed
+    assert [r.skipped for r in again.landed] == [True]
+    assert table("bronze", "inventory_events_raw").height == raw.height
+
+
+def test_a_split_and_a_merge_mid_run_lose_and_double_nothing_and_children_follow_parents(
+    warehouse: str, stream: ShopStream,
+) -> None:
+    pipeline = declared(stream, batch=4)
+    first, other = (s["ShardId"] for s in stream.open_shards())
+    puts = stream.put_window(1)
+    run_window(Settings(), pipeline, window(1))
+    records = stream.records(2)
+    puts += stream.put(records[:7])  # the parents hold these, unread when the stream is split
+    children = stream.split_shard(first)
+    puts += stream.put(records[7:])
+    run_window(Settings(), pipeline, window(2))
+    merged = stream.merge_shards(children[1])  # the second child and the other original shard
+    puts += stream.put_window(3)
+    run_window(Settings(), pipeline, window(3))
+
+    parents = {children[0]: {first}, children[1]: {first}, merged: {children[1], other}}
+    assert {p.shard for p in puts} == {first, other, *children, merged}  # every shard got records
+    raw = table("bronze", "inventory_events_raw")
+    assert Counter(raw.get_column("_raw").to_list()) == put_texts(puts)  # nothing lost, nothing doubled
+    assert_frame_equal(silver_events(), expected(stream, range(1, 4)))
+
+    # a child appears in a batch's cursor only once its parents are finished in it …
+    for commit in commits():
+        cursor = commit["cursor"]
+        for child, of in parents.items():
+            if child in cursor["shards"] or child in cursor["finished"]:
+                assert of <= set(cursor["finished"]), commit
+    assert set(commits()[-1]["cursor"]["finished"]) == {first, other, children[1]}
+    # … and no record of a child lands in a bronze commit before the last of its parents'
+    shard = pl.col("_source_position").str.split(":").list.first()
+    landed = pl.read_delta(Settings().table_uri("bronze", "inventory_events_raw"),
+                           storage_options=storage_options(Settings())).with_columns(shard.alias("shard"))
+    versions = {s: (g.get_column("_batch_id").str.split(":").list.last().cast(pl.Int64).min(),
+                    g.get_column("_batch_id").str.split(":").list.last().cast(pl.Int64).max())
+                for (s,), g in landed.group_by("shard")}
+    for child, of in parents.items():
+        assert versions[child][0] >= max(versions[p][1] for p in of), (child, versions)
+
+
+def test_a_sigkill_between_two_bronze_batches_then_a_rerun_equals_a_clean_run(
+    moto: MotoServer, stream: ShopStream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    stream.put_window(1, bad=True)
+    text = DECLARATION.format(stream=stream.stream, batch=5)
+    pipeline, at = parse(text).pipeline("stock"), window(1)
+
+    new_warehouse(moto, monkeypatch, "clean")
+    run_window(Settings(), pipeline, at)
+    clean = {layer: table(layer, name) for layer, name in
+             (("bronze", "inventory_events_raw"), ("silver", "inventory_events"), ("quarantine", "inventory_events"))}
+
+    killed = new_warehouse(moto, monkeypatch, "killed")
+    path = tmp_path / "stock.yaml"
+    path.write_text(text)
+    env = environment(moto, dict(__import__("os").environ), killed.removeprefix("s3://").split("/")[0])
+    proc = subprocess.run([sys.executable, "-m", "tests.integration.kinesis_killed", str(path), at.end.isoformat(), "2"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert len(commits()) == 2 and all(c["cursor"]["shards"] for c in commits())  # two batches, with their cursors
+    assert table("bronze", "inventory_events_raw").height == 10  # 2 × 5: the third batch never began
+
+    rerun = run_window(Settings(), pipeline, at)
+    assert [(r.rows, r.commits) for r in rerun.landed] == [(6, 2)]  # the rest: 16 − 10 records, from the cursor
+    lineage = ["_batch_id", "_ingested_at"]
+    for layer, name in (("bronze", "inventory_events_raw"), ("silver", "inventory_events"), ("quarantine", "inventory_events")):
+        got, want = table(layer, name), clean[layer]
+        key = ["_source_position"] if "_source_position" in got.columns else COLUMNS[:1]
+        drop = [c for c in (*lineage, "_quarantined_at", "_merged_at", "_updated_at") if c in got.columns]
+        assert_frame_equal(got.drop(drop).sort(key), want.drop(drop).sort(key), check_column_order=False)
+
+
+def test_a_missing_stream_is_a_terminal_error_that_advances_nothing(warehouse: str, kinesis: Any) -> None:
+    missing = ShopStream(kinesis, f"absent-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(SourceRefused, match=rf"kinesis stream '{missing.stream}' in us-east-1: ListShards: the stream .* does not exist") as refused:
+        run_window(Settings(), declared(missing), window(1))
+    assert not is_transient(refused.value)
+    assert commits() == []
+
+
+def test_an_unreachable_endpoint_is_transient_after_botocore_retries(warehouse: str, stream: ShopStream) -> None:
+    text = DECLARATION.format(stream=stream.stream, batch=8).replace(
+        "timeout: 10", f"timeout: 2\n        endpoint_url: http://127.0.0.1:{free_port()}").replace("max_attempts: 3", "max_attempts: 2")
+    with pytest.raises(SourceUnavailable, match=r"ListShards failed after retries: Could not connect") as down:
+        run_window(Settings(), parse(text).pipeline("stock"), window(1))
+    assert is_transient(down.value)
+    assert commits() == []
+
+
+def test_bronze_commits_carry_the_shards_cursor(warehouse: str, stream: ShopStream) -> None:
+    puts = stream.put_window(1)
+    result = bronze.ingest(Settings(), declared(stream, batch=100).dataset("inventory_events"), window(1), landing=None)  # pyright: ignore[reportArgumentType]
+    assert (result.rows, result.commits) == (14, 1)
+    last = {}
+    for p in puts:
+        last[p.shard] = max(int(p.sequence), int(last.get(p.shard, 0)))
+    assert commits()[-1]["cursor"] == {"shards": {s: str(n) for s, n in sorted(last.items())}, "finished": []}
+
+
+def test_start_at_latest_reads_what_arrives_after_the_first_read(warehouse: str, stream: ShopStream) -> None:
+    stream.put_window(1)  # before the dataset's first read: skipped
+    dataset = parse(DECLARATION.format(stream=stream.stream, batch=100).replace("start_at: trim_horizon", "start_at: latest")
+                    ).pipeline("stock").dataset("inventory_events")
+    first = bronze.ingest(Settings(), dataset, window(1), landing=None)  # pyright: ignore[reportArgumentType]
+    assert first.rows == 0 and commits()[-1]["cursor"]["since"]  # the cursor remembers when reading began
+    later = stream.put_window(2)
+    second = bronze.ingest(Settings(), dataset, window(2), landing=None)  # pyright: ignore[reportArgumentType]
+    assert second.rows == len(later)
+    assert Counter(table("bronze", "inventory_events_raw").get_column("_raw").to_list()) == put_texts(later)
