@@ -129,3 +129,78 @@ class ShopStream:
                                   AdjacentShardToMerge=live[at + 1]["ShardId"])
         (child,) = {s["ShardId"] for s in self.open_shards()} - before
         return child
+
+
+class Throttle:
+    """A loopback front of a Kinesis endpoint that throttles: a context manager.
+
+    The first ``count`` calls of ``operation`` (``GetRecords`` …) are answered as a shard
+    over its read throughput is (HTTP 400, ``ProvisionedThroughputExceededException``);
+    every other request goes on to ``upstream`` as it came. :attr:`throttled` counts the
+    answers it made up, :attr:`forwarded` the calls it passed on, by operation.
+    """
+
+    def __init__(self, upstream: str, *, operation: str = "GetRecords", count: int = 0) -> None:
+        import http.client
+        import threading
+        from collections import Counter
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        self.operation, self.count = operation, count
+        self.throttled: Counter[str] = Counter()
+        self.forwarded: Counter[str] = Counter()
+        lock, front = threading.Lock(), self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                called = (self.headers.get("X-Amz-Target") or "").rpartition(".")[2]
+                with lock:
+                    throttle = called == front.operation and front.count > 0
+                    front.count -= throttle
+                    (front.throttled if throttle else front.forwarded)[called] += 1
+                if throttle:
+                    status, headers, data = 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps({
+                        "__type": "ProvisionedThroughputExceededException",
+                        "message": "Rate exceeded for shard in stream under account (injected by the test front)"}).encode()
+                else:
+                    conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=60)
+                    try:
+                        conn.request("POST", self.path, body=body, headers=dict(self.headers.items()))
+                        answer = conn.getresponse()
+                        status, data = answer.status, answer.read()
+                        headers = [(k, v) for k, v in answer.getheaders() if k.lower() not in ("content-length", "connection", "transfer-encoding")]
+                    finally:
+                        conn.close()
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint_url(self) -> str:
+        """The front's endpoint on the loopback interface."""
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Throttle:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

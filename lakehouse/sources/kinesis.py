@@ -108,7 +108,7 @@ def client(decl: Any, settings: Settings) -> KinesisClient:
                "or set LAKEHOUSE_S3_ALLOW_HTTP=true to send credentials and records unencrypted")
         raise ConfigError(msg)
     key, secret = settings.aws_access_key_id, settings.aws_secret_access_key
-    config = Config(retries={"mode": "standard", "max_attempts": decl.max_attempts},
+    config = Config(retries={"mode": "standard", "total_max_attempts": decl.max_attempts},
                     connect_timeout=decl.timeout, read_timeout=decl.timeout)
     made = boto3.session.Session().client(
         "kinesis", endpoint_url=endpoint, region_name=decl.region or settings.aws_region, config=config,

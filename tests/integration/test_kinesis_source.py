@@ -29,7 +29,7 @@ from polars.testing import assert_frame_equal
 from lakehouse.config import Settings
 from lakehouse.declaration import parse
 from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, free_port
-from lakehouse.dev.shop_stream import NOT_JSON, NOT_UTF8, Put, ShopStream
+from lakehouse.dev.shop_stream import NOT_JSON, NOT_UTF8, Put, ShopStream, Throttle
 from lakehouse.engine import run_window
 from lakehouse.errors import SourceRefused, SourceUnavailable, is_transient
 from lakehouse.layers import bronze
@@ -255,3 +255,27 @@ def test_start_at_latest_reads_what_arrives_after_the_first_read(warehouse: str,
     second = bronze.ingest(Settings(), dataset, window(2), landing=None)  # pyright: ignore[reportArgumentType]
     assert second.rows == len(later)
     assert Counter(table("bronze", "inventory_events_raw").get_column("_raw").to_list()) == put_texts(later)
+
+
+def test_throttled_reads_are_retried_by_botocore_and_land_as_a_clean_run_does(
+    moto: MotoServer, warehouse: str, stream: ShopStream,
+) -> None:
+    puts = stream.put_window(1)
+    with Throttle(moto.endpoint_url, count=1) as front:  # the first GetRecords: over the shard's throughput
+        text = DECLARATION.format(stream=stream.stream, batch=100).replace(
+            "timeout: 10", f"timeout: 10\n        endpoint_url: {front.endpoint_url}")
+        result = bronze.ingest(Settings(), parse(text).pipeline("stock").dataset("inventory_events"), window(1),
+                               landing=None)  # pyright: ignore[reportArgumentType]
+    assert front.throttled == {"GetRecords": 1} and front.forwarded["GetRecords"] >= 1
+    assert result.rows == len(puts)
+    assert Counter(table("bronze", "inventory_events_raw").get_column("_raw").to_list()) == put_texts(puts)
+
+    with Throttle(moto.endpoint_url, count=10) as front:  # more than max_attempts (2): the ingest fails, transient
+        throttled = DECLARATION.format(stream=stream.stream, batch=100).replace(
+            "timeout: 10", f"timeout: 10\n        endpoint_url: {front.endpoint_url}").replace("max_attempts: 3", "max_attempts: 2")
+        stream.put_window(2)
+        with pytest.raises(SourceUnavailable, match="GetRecords failed after retries: .*ProvisionedThroughputExceededException") as down:
+            bronze.ingest(Settings(), parse(throttled).pipeline("stock").dataset("inventory_events"), window(2),
+                          landing=None)  # pyright: ignore[reportArgumentType]
+    assert is_transient(down.value) and front.throttled == {"GetRecords": 2}
+    assert table("bronze", "inventory_events_raw").height == len(puts)  # nothing advanced
