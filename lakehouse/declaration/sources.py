@@ -181,8 +181,9 @@ class KinesisDecl(RecordSourceDecl):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^/\s]+/?", value):
-            msg = f"{value!r}: expected an http:// or https:// URL with a host and no path"
+        if value is not None and not re.fullmatch(r"https?://[^/\s@]+/?", value):
+            shown = re.sub(r"//[^/@]*@", "//***@", value)  # credentials in a URL are never shown
+            msg = f"{shown!r}: expected an http:// or https:// URL with a host, no path and no credentials"
             raise ValueError(msg)
         return value
 

@@ -171,8 +171,12 @@ class KinesisSource(RecordSource[ShardCursor]):
                         yield batch.take(state())
                     if iterator is None:
                         iterator = self._iterator(shard, last.get(shard), since)
-                    answer = self._call("GetRecords", self.kinesis.get_records, ShardIterator=iterator,
-                                        Limit=min(batch.room, MAX_GET_RECORDS))
+                    try:
+                        answer = self._call("GetRecords", self.kinesis.get_records, ShardIterator=iterator,
+                                            Limit=min(batch.room, MAX_GET_RECORDS))
+                    except _IteratorExpired:  # held past its 5 minutes (a slow commit): a new one from the cursor
+                        iterator = None
+                        continue
                     got: list[dict[str, Any]] = answer.get("Records") or []
                     taken, late = batch.add(shard, got, until)
                     if taken:
@@ -227,6 +231,8 @@ class KinesisSource(RecordSource[ShardCursor]):
         except Exception as exc:
             code = str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") or "")
             where = f"kinesis stream {self.stream!r} in {self.region}"
+            if code == "ExpiredIteratorException":
+                raise _IteratorExpired from exc
             if code == "ResourceNotFoundException":
                 msg = f"{where}: {operation}: the stream (or shard) does not exist: create it, or declare the stream that does"
                 raise SourceRefused(msg) from exc
@@ -237,6 +243,10 @@ class KinesisSource(RecordSource[ShardCursor]):
                 msg = f"{where}: {operation} failed after retries: {one_line(str(exc))}"
                 raise SourceUnavailable(msg) from exc
             raise
+
+
+class _IteratorExpired(Exception):
+    """A shard iterator older than Kinesis keeps them (5 minutes): get another from the cursor."""
 
 
 class _Pending:

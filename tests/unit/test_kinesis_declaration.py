@@ -57,11 +57,18 @@ def test_a_malformed_kinesis_source_is_refused_field_by_field() -> None:
         f"{where}.stream: 'shop inventory!' is not a Kinesis stream name: 1-128 letters, digits, '_', '-' or '.'",
         f"{where}.region: 'Europe' is not an AWS region name (like eu-west-1 or us-east-1)",
         f"{where}.start_at: Input should be 'trim_horizon' or 'latest'",
-        f"{where}.endpoint_url: 'ftp://x': expected an http:// or https:// URL with a host and no path",
+        f"{where}.endpoint_url: 'ftp://x': expected an http:// or https:// URL with a host, no path and no credentials",
         f"{where}.max_attempts: Input should be greater than or equal to 1",
         f"{where}.prefix: unknown field",  # a landing-files option on a stream
     ):
         assert problem in str(refused.value)
+
+
+def test_an_endpoint_with_credentials_in_it_is_refused_without_showing_them() -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse(source("{kind: kinesis, endpoint_url: 'https://AKIA1234:s3cr3t@kinesis.example.com'}"))
+    assert "endpoint_url: 'https://***@kinesis.example.com': expected" in str(refused.value)
+    assert "s3cr3t" not in str(refused.value) and "AKIA1234" not in str(refused.value)
 
 
 def test_a_dataset_names_its_stream_in_one_place(monkeypatch: pytest.MonkeyPatch) -> None:
