@@ -140,8 +140,9 @@ class KinesisDecl(RecordSourceDecl):
 
     Credentials and, unless ``endpoint_url`` is declared, the endpoint come from the
     lakehouse's settings (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-    ``AWS_ENDPOINT_URL``; unset: boto3's own chain and AWS itself). A dataset names the
-    stream it reads with ``resource`` when that is not the ``stream`` declared here.
+    ``AWS_ENDPOINT_URL``; unset: boto3's own chain and AWS itself). A dataset reads the
+    declared ``stream``, or, when none is, the stream its ``resource`` names (its own name
+    by default); a dataset whose ``resource`` names another stream than ``stream`` is refused.
     """
 
     kind: Literal["kinesis"] = "kinesis"
@@ -152,11 +153,7 @@ class KinesisDecl(RecordSourceDecl):
     endpoint_url: str | None = None
     """Another Kinesis endpoint (a VPC endpoint, LocalStack); unset: ``AWS_ENDPOINT_URL``, else AWS's own."""
     start_at: Literal["trim_horizon", "latest"] = "trim_horizon"
-    """Where a shard the cursor does not know starts: its oldest record, or what arrives after the first read.
-
-    A child of a shard already read always starts at its oldest record, so nothing
-    between a parent's last record and its children's first is lost.
-    """
+    """Where a shard the cursor has no record of starts: its oldest record, or the time of the dataset's first read."""
     max_attempts: int = Field(default=5, ge=1, le=20)
     """Attempts per call (botocore's standard retry: exponential backoff with jitter) on throttling and connection errors."""
     timeout: float = Field(default=30.0, gt=0, le=600)
