@@ -150,17 +150,18 @@ def test_a_split_and_a_merge_mid_run_lose_and_double_nothing_and_children_follow
     warehouse: str, stream: ShopStream,
 ) -> None:
     pipeline = declared(stream, batch=4)
+    dataset = pipeline.dataset("inventory_events")
     first, other = (s["ShardId"] for s in stream.open_shards())
     puts = stream.put_window(1)
-    run_window(Settings(), pipeline, window(1))
+    bronze.ingest(Settings(), dataset, window(1), landing=None)  # pyright: ignore[reportArgumentType]
     records = stream.records(2)
     puts += stream.put(records[:7])  # the parents hold these, unread when the stream is split
     children = stream.split_shard(first)
     puts += stream.put(records[7:])
-    run_window(Settings(), pipeline, window(2))
+    bronze.ingest(Settings(), dataset, window(2), landing=None)  # pyright: ignore[reportArgumentType]
     merged = stream.merge_shards(children[1])  # the second child and the other original shard
     puts += stream.put_window(3)
-    run_window(Settings(), pipeline, window(3))
+    run_window(Settings(), pipeline, window(3))  # bronze, then silver promotes the three windows at once
 
     parents = {children[0]: {first}, children[1]: {first}, merged: {children[1], other}}
     assert {p.shard for p in puts} == {first, other, *children, merged}  # every shard got records
@@ -189,33 +190,43 @@ def test_a_split_and_a_merge_mid_run_lose_and_double_nothing_and_children_follow
 def test_a_sigkill_between_two_bronze_batches_then_a_rerun_equals_a_clean_run(
     moto: MotoServer, stream: ShopStream, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    stream.put_window(1, bad=True)
+    """Three windows read by two warehouses from one stream: window 2 of the second is killed."""
     text = DECLARATION.format(stream=stream.stream, batch=5)
-    pipeline, at = parse(text).pipeline("stock"), window(1)
-
-    new_warehouse(moto, monkeypatch, "clean")
-    run_window(Settings(), pipeline, at)
-    clean = {layer: table(layer, name) for layer, name in
-             (("bronze", "inventory_events_raw"), ("silver", "inventory_events"), ("quarantine", "inventory_events"))}
-
-    killed = new_warehouse(moto, monkeypatch, "killed")
+    pipeline = parse(text).pipeline("stock")
     path = tmp_path / "stock.yaml"
     path.write_text(text)
-    env = environment(moto, dict(__import__("os").environ), killed.removeprefix("s3://").split("/")[0])
-    proc = subprocess.run([sys.executable, "-m", "tests.integration.kinesis_killed", str(path), at.end.isoformat(), "2"],
-                          env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == -9, proc.stderr[-3000:]
-    assert len(commits()) == 2 and all(c["cursor"]["shards"] for c in commits())  # two batches, with their cursors
-    assert table("bronze", "inventory_events_raw").height == 10  # 2 × 5: the third batch never began
+    clean, killed = (new_warehouse(moto, monkeypatch, name) for name in ("clean", "killed"))
 
-    rerun = run_window(Settings(), pipeline, at)
-    assert [(r.rows, r.commits) for r in rerun.landed] == [(6, 2)]  # the rest: 16 − 10 records, from the cursor
-    lineage = ["_batch_id", "_ingested_at"]
-    for layer, name in (("bronze", "inventory_events_raw"), ("silver", "inventory_events"), ("quarantine", "inventory_events")):
-        got, want = table(layer, name), clean[layer]
-        key = ["_source_position"] if "_source_position" in got.columns else COLUMNS[:1]
-        drop = [c for c in (*lineage, "_quarantined_at", "_merged_at", "_updated_at") if c in got.columns]
-        assert_frame_equal(got.drop(drop).sort(key), want.drop(drop).sort(key), check_column_order=False)
+    def use(warehouse: str) -> None:
+        monkeypatch.setenv("LAKEHOUSE_WAREHOUSE", warehouse)
+
+    for k in (1, 2, 3):
+        stream.put_window(k, bad=True)  # 16 records: 4 batches of at most 5
+        use(clean)
+        run_window(Settings(), pipeline, window(k))
+        use(killed)
+        if k != 2:
+            run_window(Settings(), pipeline, window(k))
+            continue
+        before = len(commits())
+        env = environment(moto, dict(__import__("os").environ), killed.removeprefix("s3://").split("/")[0])
+        proc = subprocess.run([sys.executable, "-m", "tests.integration.kinesis_killed", str(path),
+                               window(k).end.isoformat(), "2"], env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == -9, proc.stderr[-3000:]
+        assert len(commits()) == before + 2  # two batches of window 2 committed, with their cursors
+        assert table("bronze", "inventory_events_raw").height == 16 + 10  # the third batch never began
+        rerun = run_window(Settings(), pipeline, window(k))
+        assert [(r.rows, r.commits) for r in rerun.landed] == [(6, 2)]  # the rest, from the cursor
+
+    tables = (("bronze", "inventory_events_raw"), ("silver", "inventory_events"), ("quarantine", "inventory_events"))
+    got = {t: table(*t) for t in tables}
+    use(clean)
+    assert_frame_equal(silver_events(), expected(stream, range(1, 4)))
+    for t in tables:
+        mine, want = got[t], table(*t)
+        key = ["_source_position"] if "_source_position" in mine.columns else COLUMNS[:1]
+        drop = [c for c in ("_batch_id", "_ingested_at", "_quarantined_at", "_merged_at", "_updated_at") if c in mine.columns]
+        assert_frame_equal(mine.drop(drop).sort(key), want.drop(drop).sort(key), check_column_order=False)
 
 
 def test_a_missing_stream_is_a_terminal_error_that_advances_nothing(warehouse: str, kinesis: Any) -> None:
