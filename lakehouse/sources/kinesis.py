@@ -52,6 +52,8 @@ _REFUSED = frozenset({
     "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
     "InvalidSignatureException", "ExpiredTokenException", "KMSAccessDeniedException", "ValidationException",
 })
+_BUSY = frozenset({"LimitExceededException", "ResourceInUseException", "KMSThrottlingException", "InternalFailure"})
+"""Codes that mean "not now" for Kinesis besides the AWS-wide ones: a call rate limit, a stream being created or updated."""
 
 
 def sortable(sequence: str) -> str:
@@ -239,7 +241,7 @@ class KinesisSource(RecordSource[ShardCursor]):
             if code in _REFUSED:
                 msg = f"{where}: {operation} refused: {code}: {one_line(str(exc))}"
                 raise SourceRefused(msg) from exc
-            if is_transient(exc):
+            if code in _BUSY or is_transient(exc):
                 msg = f"{where}: {operation} failed after retries: {one_line(str(exc))}"
                 raise SourceUnavailable(msg) from exc
             raise
