@@ -135,12 +135,14 @@ class Throttle:
     """A loopback front of a Kinesis endpoint that throttles: a context manager.
 
     The first ``count`` calls of ``operation`` (``GetRecords`` …) are answered as a shard
-    over its read throughput is (HTTP 400, ``ProvisionedThroughputExceededException``);
+    over its read throughput is (HTTP 400, ``ProvisionedThroughputExceededException``, or
+    another error ``code``: ``ResourceInUseException`` for a stream being updated …);
     every other request goes on to ``upstream`` as it came. :attr:`throttled` counts the
     answers it made up, :attr:`forwarded` the calls it passed on, by operation.
     """
 
-    def __init__(self, upstream: str, *, operation: str = "GetRecords", count: int = 0) -> None:
+    def __init__(self, upstream: str, *, operation: str = "GetRecords", count: int = 0,
+                 code: str = "ProvisionedThroughputExceededException") -> None:
         import http.client
         import threading
         from collections import Counter
@@ -168,8 +170,7 @@ class Throttle:
                     (front.throttled if throttle else front.forwarded)[called] += 1
                 if throttle:
                     status, headers, data = 400, [("Content-Type", "application/x-amz-json-1.1")], json.dumps({
-                        "__type": "ProvisionedThroughputExceededException",
-                        "message": "Rate exceeded for shard in stream under account (injected by the test front)"}).encode()
+                        "__type": code, "message": "Rate exceeded for shard in stream (injected by the test front)"}).encode()
                 else:
                     conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port or 80, timeout=60)
                     try:

@@ -241,7 +241,10 @@ class KinesisSource(RecordSource[ShardCursor]):
             if code in _REFUSED:
                 msg = f"{where}: {operation} refused: {code}: {one_line(str(exc))}"
                 raise SourceRefused(msg) from exc
-            if code in _BUSY or is_transient(exc):
+            if code in _BUSY:  # not chained: is_transient would judge the 400 answer under it terminal
+                msg = f"{where}: {operation} failed after retries: {code}: {one_line(str(exc))}"
+                raise SourceUnavailable(msg) from None
+            if is_transient(exc):
                 msg = f"{where}: {operation} failed after retries: {one_line(str(exc))}"
                 raise SourceUnavailable(msg) from exc
             raise

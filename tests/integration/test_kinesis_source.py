@@ -305,3 +305,13 @@ def test_throttled_reads_are_retried_by_botocore_and_land_as_a_clean_run_does(
                           landing=None)  # pyright: ignore[reportArgumentType]
     assert is_transient(down.value) and front.throttled == {"GetRecords": 2}
     assert table("bronze", "inventory_events_raw").height == len(puts)  # nothing advanced
+
+
+def test_a_stream_being_updated_is_transient(moto: MotoServer, warehouse: str, stream: ShopStream) -> None:
+    with Throttle(moto.endpoint_url, operation="ListShards", count=1, code="ResourceInUseException") as front:
+        text = DECLARATION.format(stream=stream.stream, batch=100).replace(
+            "timeout: 10", f"timeout: 10\n        endpoint_url: {front.endpoint_url}")
+        with pytest.raises(SourceUnavailable, match="ListShards failed after retries: ResourceInUseException") as busy:
+            bronze.ingest(Settings(), parse(text).pipeline("stock").dataset("inventory_events"), window(1),
+                          landing=None)  # pyright: ignore[reportArgumentType]
+    assert is_transient(busy.value) and front.throttled == {"ListShards": 1}  # not botocore's to retry: the task's
