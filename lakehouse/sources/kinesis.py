@@ -21,9 +21,11 @@ not valid UTF-8" instead of it being dropped here), ``_source_position`` =
 approximate arrival time.
 
 Throttling and connection errors are retried by botocore (standard mode: exponential
-backoff with jitter, ``max_attempts`` per call); what is left raises
-:class:`~lakehouse.errors.SourceUnavailable`. A missing stream or a refused credential
-raises :class:`~lakehouse.errors.SourceRefused`: no retry cures those.
+backoff with jitter, ``max_attempts`` per call); what is left, and a stream being created
+or updated, raises :class:`~lakehouse.errors.SourceUnavailable`. A missing stream, a
+refused credential or a rejected request raises :class:`~lakehouse.errors.SourceRefused`:
+no retry cures those. An iterator that expired (Kinesis keeps one 5 minutes) is replaced
+by one from the cursor.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ AWS_DIGITS = 56
 _REFUSED = frozenset({
     "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
     "InvalidSignatureException", "ExpiredTokenException", "KMSAccessDeniedException", "ValidationException",
+    "InvalidArgumentException",
 })
+"""Codes of a refusal: no such stream, a credential or key not allowed, a request the stream rejects (a sequence number not in the shard)."""
 _BUSY = frozenset({"LimitExceededException", "ResourceInUseException", "KMSThrottlingException", "InternalFailure"})
 """Codes that mean "not now" for Kinesis besides the AWS-wide ones: a call rate limit, a stream being created or updated."""
 
