@@ -439,9 +439,11 @@ def validate(config: ConfigOption = None) -> None:
         console.print(f"[bold]{pipeline.name}[/] (every {pipeline.interval}) from {declaration.path}")
         for ds in pipeline.datasets:
             spec = ds.spec
+            where = (f"files {ds.format} under {ds.prefix or '(root)'}/" if ds.kind == "landing_files"
+                     else f"{ds.kind} source {ds.source}, resource {ds.resource}")
             console.print(
                 f"  silver.{spec.name}: key {', '.join(spec.keys)}; {len(spec.columns)} columns; "
-                f"{len(spec.checks)} checks; files {ds.format} under {ds.prefix or '(root)'}/"
+                f"{len(spec.checks)} checks; {where}"
             )
         for model in pipeline.models:
             console.print(f"  gold.{model.spec.name}: from {', '.join('silver.' + i for i in model.inputs)}; "

@@ -1,7 +1,9 @@
 """An embedded moto S3 server, run as a separate process and reached over HTTP.
 
 The in-process ``ThreadedMotoServer`` hangs delta-rs calls (STACK.md), so this always
-starts ``python -m moto.server`` on a free loopback port.
+starts ``python -m moto.server`` on a free loopback port: through
+:mod:`lakehouse.dev.moto_kinesis`, which makes its Kinesis split and merge shards as AWS does
+(the same process serves S3 and Kinesis).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
         raise ConfigError(msg)
     port = port or free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "lakehouse.dev.moto_kinesis", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # Ctrl-C reaches the owner, which stops the server when it is done with it

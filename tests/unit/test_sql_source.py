@@ -363,6 +363,7 @@ def test_lakehouse_validate_explains_a_sql_source_and_never_echoes_its_url(tmp_p
     bad.write_text(YAML.format(url="postgresql+psycopg://reader:hunter2@db/shop", limit=10))
     ok = CliRunner().invoke(app, ["validate", "--config", str(good)])
     assert ok.exit_code == 0 and "silver.items" in ok.stdout, ok.output
+    assert "sql source db, resource items" in " ".join(ok.stdout.split())  # not "files jsonl under (root)/"
     out = CliRunner().invoke(app, ["validate", "--config", str(bad)])
     assert out.exit_code == 2
     assert f"{bad}: pipelines.p.sources.db.url: the URL holds a password" in out.stderr

@@ -21,10 +21,11 @@ from lakehouse.sources.declared.base import (
     source_type,
 )
 from lakehouse.sources.declared.http import AuthDecl, HttpApiDecl, IncrementalDecl, PaginationDecl
+from lakehouse.sources.declared.kinesis import KinesisDecl
 from lakehouse.sources.declared.sql import SqlDecl, SqlDeletesDecl, TombstonesDecl, sql_name
 
 __all__ = [
-    "KINDS", "AuthDecl", "DeclModel", "HttpApiDecl", "IncrementalDecl", "LandingFilesDecl", "PaginationDecl",
+    "KINDS", "AuthDecl", "DeclModel", "HttpApiDecl", "IncrementalDecl", "KinesisDecl", "LandingFilesDecl", "PaginationDecl",
     "RecordSourceDecl", "SecretRef", "SourceBase", "SqlDecl", "SqlDeletesDecl", "TombstonesDecl", "confined_prefix",
     "register", "source_type", "sql_name",
 ]

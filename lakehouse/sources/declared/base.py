@@ -133,6 +133,8 @@ def register(model: _Kind) -> _Kind:
     return model
 
 
+
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, dict):
         kind = value.get("kind", "landing_files")
