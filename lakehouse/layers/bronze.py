@@ -170,16 +170,9 @@ def ingest_records(settings: Settings, dataset: Dataset, window: Window, *, sour
         position = chunk.cursor
         batch += 1
         batch_id = f"{name}:{batch}"
-        data = chunk.records.with_columns(
-            pl.lit(batch_id).alias("_batch_id"),
-            pl.lit(source.describe()).alias("_source"),
-            pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
-        ).select(BRONZE_SCHEMA.names)
+        data = _with_lineage(chunk.records, batch_id, source.describe())
         metadata = {
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
-            "batch_id": batch_id,
-            "rows": data.height,
+            **_batch_metadata(window, batch_id, data.height),
             "source": dataset.kind,
             **({"read": chunk.details} if chunk.details else {}),
             CURSOR_KEY: chunk.cursor.to_json(),
@@ -270,16 +263,9 @@ def _append(
     """Append one batch of files with the cursor after it; (table version, rows, data files added)."""
     batch_id = f"{name}:{batch}"
     lines = read_lines(landing, files, format=dataset.format, compression=dataset.compression)
-    data = lines.with_columns(
-        pl.lit(batch_id).alias("_batch_id"),
-        pl.lit(prefix).alias("_source"),
-        pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
-    ).select(BRONZE_SCHEMA.names)
+    data = _with_lineage(lines, batch_id, prefix)
     metadata = {
-        "window_start": window.start.isoformat(),
-        "window_end": window.end.isoformat(),
-        "batch_id": batch_id,
-        "rows": data.height,
+        **_batch_metadata(window, batch_id, data.height),
         "files": [{"key": f.key, "version": f.version, "landed_at": f.landed_at.isoformat()} for f in files],
         CURSOR_KEY: position.to_json(),
     }
@@ -290,3 +276,17 @@ def _append(
         name, batch, len(files), data.height, landed.version,
     )
     return landed.version, data.height, landed.files_added
+
+
+def _with_lineage(records: pl.DataFrame, batch_id: str, source: str) -> pl.DataFrame:
+    """A batch's records with bronze's lineage columns, in bronze's column order."""
+    return records.with_columns(
+        pl.lit(batch_id).alias("_batch_id"),
+        pl.lit(source).alias("_source"),
+        pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("_ingested_at"),
+    ).select(BRONZE_SCHEMA.names)
+
+
+def _batch_metadata(window: Window, batch_id: str, rows: int) -> dict[str, Any]:
+    """What every bronze commit's metadata says: the window, the batch and its rows."""
+    return {"window_start": window.start.isoformat(), "window_end": window.end.isoformat(), "batch_id": batch_id, "rows": rows}

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, LakehouseError, SourceRefused, SourceUnavailable, one_line
 from lakehouse.sources import secrets
 from lakehouse.sources.base import Batch, Limit, RecordSource, records, register
+from lakehouse.sources.declared import sql_name
 from lakehouse.sources.records import DELETE_MEMBER
 from lakehouse.sources.sql_rows import Position, SqlCursor, is_deleted, json_value
 from lakehouse.specs import Dataset
@@ -284,15 +284,13 @@ class SqlSource(RecordSource[SqlCursor]):
         return SourceRefused(said)
 
 
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-
-
 def _name(value: str, what: str) -> str:
-    """A table name as the declaration may give it: letters, digits, ``_`` and ``$``, not starting with a digit."""
-    if not _TABLE.match(value):
-        msg = f"{what}: {value!r} is not a valid table name (letters, digits, _ and $, not starting with a digit)"
-        raise ConfigError(msg)
-    return value
+    """A table name as the declaration may give it (:func:`lakehouse.sources.declared.sql_name`)."""
+    try:
+        return sql_name(value, "table")
+    except ValueError as exc:
+        msg = f"{what}: {exc}"
+        raise ConfigError(msg) from None
 
 
 def _location(url: URL) -> str:
