@@ -66,12 +66,7 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
     if len(problems.items) > before or decl.source not in pipe.sources:
         return None
     source = pipe.sources[decl.source]
-    if source.kind != "landing_files":
-        return _record_dataset(name, decl, source, columns, keys, checks, zorder, where, problems)
-    if decl.resource is not None:
-        problems.add(where + ".resource", f"a landing_files source reads files under a prefix: use prefix, not resource, for {name}")
-        return None
-    prefix = "/".join(p.strip("/") for p in (source.prefix, decl.prefix if decl.prefix is not None else name) if p.strip("/"))
+    files = source.kind == "landing_files"
     spec = TableSpec(
         name=name,
         layer="silver",
@@ -82,9 +77,15 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
         checks=tuple(checks),
         description=decl.description,
         unknown_fields=decl.unknown_fields,
-        record_values="text" if source.format == "csv" else "json",
+        record_values="text" if files and source.format == "csv" else "json",
         target_file_size=decl.target_file_size,
     )
+    if not files:
+        return _record_dataset(name, decl, source, spec, zorder, where, problems)
+    if decl.resource is not None:
+        problems.add(where + ".resource", f"a landing_files source reads files under a prefix: use prefix, not resource, for {name}")
+        return None
+    prefix = "/".join(p.strip("/") for p in (source.prefix, decl.prefix if decl.prefix is not None else name) if p.strip("/"))
     return Dataset(
         spec, decl.source, prefix, source.format, source.compression, source.landing_time, zorder,
         lookback=source.lookback, listing=source.listing, max_batch_files=source.max_batch_files,
@@ -93,18 +94,12 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
 
 
 def _record_dataset(
-    name: str, decl: Any, source: Any, columns: dict[str, Column], keys: list[str], checks: list[Any],
-    zorder: tuple[str, ...], where: str, problems: Problems,
+    name: str, decl: Any, source: Any, spec: TableSpec, zorder: tuple[str, ...], where: str, problems: Problems,
 ) -> Dataset | None:
     """A dataset of a source read from a cursor (an API, a database, a stream): records arrive as JSON."""
     if decl.prefix is not None:
         problems.add(where + ".prefix", f"a {source.kind} source has no landing prefix: name what {name} reads with resource")
         return None
-    spec = TableSpec(
-        name=name, layer="silver", columns=tuple(columns.values()), keys=tuple(keys), order_by=decl.order_by,
-        partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
-        unknown_fields=decl.unknown_fields, record_values="json", target_file_size=decl.target_file_size,
-    )
     return Dataset(
         spec, decl.source, "", "jsonl", "none", "key", zorder, max_batch_rows=source.max_batch_rows,
         max_batch_bytes=source.max_batch_bytes, kind=source.kind, resource=decl.resource if decl.resource is not None else name, connection=source,

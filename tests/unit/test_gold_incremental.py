@@ -110,7 +110,7 @@ def test_an_incremental_batch_reads_the_changed_orders_not_the_day(tmp_path) -> 
     last = pl.DataFrame({"order_id": data.window_records(shape, 5).lines.get_column("order_id").unique()})
     con = duck.connect(settings)
     try:
-        read = incremental._of_entities(con, snap, "order_id", last)  # pyright: ignore[reportPrivateUsage]
+        read = incremental._of_entities(con, {"order_lines": snap}, "order_id", last)["order_lines"]  # pyright: ignore[reportPrivateUsage]
     finally:
         con.close()
     assert sizes[-1] > 3 * read.num_rows  # the day holds 6 windows; one window's orders are a fraction of it

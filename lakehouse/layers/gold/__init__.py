@@ -146,11 +146,6 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     }
     columns = {n: tuple(pipeline.dataset(n).spec.column_names) for n in tables}
     snapshots = {n: DeltaSnapshot(tables[n].table_uri, current[n], columns[n]) for n in tables}
-    # the previous snapshot differs from the current one only by the feed's pre-images
-    before = {
-        n: _rows(changes[n].filter(pl.col("_change_type").is_in(["update_preimage", "delete"])).select(columns[n]))
-        for n in changed
-    }
     partition = model.spec.partition_by or ""
     con = duck.connect(settings)
     try:
@@ -163,6 +158,11 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
                 con=con,
             )
         else:
+            # the previous snapshot differs from the current one only by the feed's pre-images
+            before = {
+                n: _rows(changes[n].filter(pl.col("_change_type").is_in(["update_preimage", "delete"])).select(columns[n]))
+                for n in changed
+            }
             touched = touched_partitions(
                 model.sql, partition, changes={n: _rows(changes[n].select(columns[n])) for n in changed},
                 old=before, current=snapshots, con=con,

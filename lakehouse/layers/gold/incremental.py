@@ -59,31 +59,36 @@ def entities(changes: Mapping[str, pl.DataFrame], by: str) -> pl.DataFrame:
     return pl.concat([c.select(pl.col(by)) for c in changes.values()], how="vertical_relaxed").unique()
 
 
-def _of_entities(con: duckdb.DuckDBPyConnection, snapshot: DeltaSnapshot, by: str, found: pl.DataFrame) -> pa.Table:
-    """The snapshot's rows whose ``by`` is one of ``found``: a semi-join, plus the key range as a
-    literal filter so that ``delta_scan`` skips files by their statistics."""
+def _of_entities(
+    con: duckdb.DuckDBPyConnection, snapshots: Mapping[str, DeltaSnapshot], by: str, found: pl.DataFrame
+) -> dict[str, pa.Table]:
+    """Each snapshot's rows whose ``by`` is one of ``found``: a semi-join on one temporary
+    table of them, plus their range as a literal filter so that ``delta_scan`` skips files
+    by their statistics."""
     values = found.get_column(by)
     present = values.drop_nulls()
-    cols = ", ".join(quote(c) for c in snapshot.columns)
-    uri = snapshot.uri.replace("'", "''")
-    scan = f"SELECT {cols} FROM delta_scan('{uri}', version => {int(snapshot.version)}) AS t"
-    parts = []
+    column = quote(by)
+    params: list[Any] = []
     if present.len():
         con.register("__entities_arrow", pl.DataFrame({by: present}).to_arrow())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE __entities AS SELECT {quote(by)} FROM __entities_arrow")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __entities AS SELECT {column} FROM __entities_arrow")
         con.unregister("__entities_arrow")
-        low, high = present.min(), present.max()
-        parts.append(
-            f"{scan} WHERE t.{quote(by)} BETWEEN ? AND ? AND t.{quote(by)} IN (SELECT {quote(by)} FROM __entities)"
-        )
-        params: list[Any] = [low, high]
-    else:
-        params = []
-    if values.null_count():
-        parts.append(f"{scan} WHERE t.{quote(by)} IS NULL")
-    if not parts:
-        return con.execute(f"{scan} LIMIT 0").to_arrow_table()
-    return con.execute(" UNION ALL ".join(parts), params).to_arrow_table()
+        params = [present.min(), present.max()]
+
+    def rows(snapshot: DeltaSnapshot) -> pa.Table:
+        cols = ", ".join(quote(c) for c in snapshot.columns)
+        uri = snapshot.uri.replace("'", "''")
+        scan = f"SELECT {cols} FROM delta_scan('{uri}', version => {int(snapshot.version)}) AS t"
+        parts = []
+        if params:
+            parts.append(f"{scan} WHERE t.{column} BETWEEN ? AND ? AND t.{column} IN (SELECT {column} FROM __entities)")
+        if values.null_count():
+            parts.append(f"{scan} WHERE t.{column} IS NULL")
+        if not parts:
+            return con.execute(f"{scan} LIMIT 0").to_arrow_table()
+        return con.execute(" UNION ALL ".join(parts), params).to_arrow_table()
+
+    return {n: rows(snapshot) for n, snapshot in snapshots.items()}
 
 
 def _before(now: pa.Table, changes: pl.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pa.Table:
@@ -115,7 +120,7 @@ def maintain(
     assert additive is not None, f"{model.spec.qualified_name} is not declared incremental"
     by, partition = additive.by, model.spec.partition_by or ""
     found = entities(changes, by)
-    now = {n: _of_entities(con, snap, by, found) for n, snap in current.items()}
+    now = _of_entities(con, current, by, found)
     before = {
         n: _before(now[n], changes[n], keys[n], current[n].columns) if n in changes else now[n] for n in current
     }
