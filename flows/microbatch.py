@@ -14,6 +14,7 @@ from prefect.events import emit_event
 from prefect.runtime import deployment as deployment_runtime
 from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from flows.summary import (
     BatchSummary,
@@ -31,6 +32,7 @@ from lakehouse.layers.bronze import BronzeResult
 from lakehouse.layers.gold import GoldResult
 from lakehouse.layers.silver.batch import SilverResult
 from lakehouse.window import Window, parse_interval, parse_time, window_ending_at
+from tasks import artifacts
 from tasks.layers import (
     commit_gold,
     commit_silver,
@@ -158,11 +160,16 @@ def submit(task: Any, *args: Any) -> Any:
     """Submit ``task`` to the flow's task runner, or call it directly under :class:`Sequential`.
 
     A direct call runs in the flow's main thread, where Prefect enforces the task's timeout;
-    in a worker thread it cannot interrupt a blocking call.
+    in a worker thread it cannot interrupt a blocking call. Its arguments are plain values
+    (never futures), so they are passed ``quote``-d: Prefect then does not walk them looking
+    for futures and upstream results (the settings, a pipeline's declaration and a batch
+    are thousands of nested objects: 0.1–0.4 s a window of Prefect's cost), at the price of
+    the flow-run graph's arrows between tasks, which Prefect draws from those walks. A
+    runner's ``submit`` gets them as they are (Dask takes a quoted value for a task tuple).
     """
     context = FlowRunContext.get()
     if context is None or isinstance(context.task_runner, Sequential):
-        return _Done(task(*args))
+        return _Done(task(*(quote(a) for a in args)))
     return task.submit(*args)
 
 
@@ -218,6 +225,7 @@ def micro_batch(
 
     summary = summarize(chosen, window, landed, merged, refreshed, seconds=round(time.perf_counter() - began, 1),
                         steps={name: round(seconds, 2) for name, seconds in steps.items()})
+    artifacts.settled()
     create_markdown_artifact(key="batch-summary", markdown=markdown(summary), description=f"micro-batch {window}")
     return summary
 
@@ -237,12 +245,15 @@ def promote(
     merged: list = []
     refreshed: list = []
     timing = steps if steps is not None else {}
-    while True:
-        more, round_merged, round_refreshed = _promote_round(settings, chosen, window, timing)
-        merged += round_merged
-        refreshed += round_refreshed
-        if not more:
-            return merged, refreshed
+    try:
+        while True:
+            more, round_merged, round_refreshed = _promote_round(settings, chosen, window, timing)
+            merged += round_merged
+            refreshed += round_refreshed
+            if not more:
+                return merged, refreshed
+    finally:
+        artifacts.settled()  # the gates' tables and gold's previews, sent in the background
 
 
 def _promote_round(

@@ -5,6 +5,8 @@ sequence, with tasks, retries, artifacts and events; this is the bare engine, in
 order: bronze for every dataset, then rounds of (every silver gate, every silver merge,
 every gold gate, every gold overwrite) until silver has consumed all of bronze. A blocked
 gate raises :class:`~lakehouse.errors.GateFailed` before anything downstream is written.
+Every gate's checks are recorded in ``quality.scan_results`` as the flow records them
+(without a flow run id), so the two do the same work.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
 from lakehouse.quality import GateResult, blocking_error
+from lakehouse.quality import scan_log as quality
 from lakehouse.specs import Pipeline
 from lakehouse.storage import open_store
 from lakehouse.window import Window
@@ -62,12 +65,16 @@ def run_window(settings: Settings, pipeline: Pipeline, window: Window) -> Window
                 upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
                 batch = silver.prepare(settings, ds, upstream, now=window.end)
                 if batch is not None:
+                    quality.record(settings, batch.gate, window=window, run_id=None, consumed=batch.consumed)
                     prepared[ds.spec.name] = batch
         _raise_if_blocked([b.gate for b in prepared.values()])
         with run.step("silver_commit"):
             run.merged += [silver.commit(settings, b) for b in prepared.values()]
         with run.step("gold_prepare"):
             batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
+            for b in batches:
+                for result in b.gates:
+                    quality.record(settings, result, window=window, run_id=None, consumed=b.consumed)
         _raise_if_blocked([g for b in batches for g in b.gates])
         with run.step("gold_commit"):
             run.refreshed += [gold.commit(settings, b) for b in batches]

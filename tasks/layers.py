@@ -20,6 +20,7 @@ from lakehouse.quality import scan_log as quality
 from lakehouse.specs import Dataset, GoldModel, Pipeline
 from lakehouse.storage import open_store
 from lakehouse.window import Window
+from tasks.artifacts import later
 from tasks.common import RETRY, engine_errors
 
 # Tags are left off the tasks on purpose: a tagged task run takes a tag-concurrency lease
@@ -44,13 +45,16 @@ def publish_gate(
 ) -> None:
     """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact.
 
+    The artifact is sent in the background (:mod:`tasks.artifacts`); the flow waits for it.
+
     Artifact keys: ``gate-silver-orders`` (bronze→silver), ``gate-silver-orders-to-gold``
     (the silver rows a gold model reads) and ``gate-gold-daily-sales``.
     """
     quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None, consumed=consumed)
     # a silver table is gated twice per run (entering silver, and as gold's input): one key each
     suffix = "-to-gold" if result.table.startswith("silver.") and result.stage == "silver_to_gold" else ""
-    create_table_artifact(
+    later(
+        create_table_artifact,
         key=f"gate-{result.table.replace('.', '-').replace('_', '-')}{suffix}",
         table=[
             {
@@ -147,7 +151,8 @@ def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
     result = gold.commit(settings, batch)
     get_run_logger().info("%s: %d partitions, %d rows", result.table, len(result.touched), result.rows)
     if result.preview:
-        create_table_artifact(
+        later(
+            create_table_artifact,
             key=f"gold-{result.table.split('.')[-1].replace('_', '-')}-preview",
             table=[{k: str(v) if v is not None else None for k, v in row.items()} for row in result.preview],
             description=f"{result.table}: the first {len(result.preview)} of {result.rows} rows of the "

@@ -223,6 +223,9 @@ def test_a_warn_level_failure_promotes_and_shows_in_the_gate_artifact(warehouse:
     artifacts = {a.key: a for a in asyncio.run(_artifacts(state.state_details.flow_run_id))}
     assert "gate-silver-orders-to-gold" in artifacts  # the strict gate of gold's input has its own key
     gate = artifacts["gate-silver-orders"]
+    # sent from a background thread (tasks/artifacts.py), it still belongs to its gate's task run
+    assert gate.task_run_id is not None and gate.task_run_id != artifacts["gate-silver-order-items"].task_run_id
+    assert artifacts["batch-summary"].task_run_id is None  # the flow's own
     rows = json.loads(gate.data) if isinstance(gate.data, str) else gate.data
     fresh = next(r for r in rows if r["check"] == "freshness(updated_at)")
     assert (fresh["level"], fresh["outcome"], fresh["threshold"]) == ("warn", "FAIL", "<= 60 min")
