@@ -46,7 +46,7 @@ def gold_model(
     con = duckdb.connect()
     con.execute("CREATE SCHEMA silver")
     for t in inputs:
-        cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in datasets[t].spec.columns)
+        cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in (*datasets[t].spec.columns, *datasets[t].spec.history_columns()))
         con.execute(f'CREATE TABLE silver."{t}" ({cols})')
     con.execute("SET enable_external_access = false")  # a model reads silver, never a file (not even here)
     con.execute("SET lock_configuration = true")
