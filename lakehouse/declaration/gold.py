@@ -96,6 +96,9 @@ def _additive(decl: Any, columns: dict[str, Column], inputs: dict[str, Dataset],
     lacking = [t for t, ds in inputs.items() if inc.by not in ds.spec.column_names]
     if lacking:
         problems.add(where + ".by", f"{inc.by!r} must be a column of every input; {', '.join('silver.' + t for t in lacking)} has none")
+    versioned = [t for t, ds in inputs.items() if ds.spec.tracked is not None]
+    if versioned:
+        problems.add(where, f"an incremental model reads one row per key; {', '.join('silver.' + t for t in versioned)} keeps versions (history: scd2): leave incremental out")
     measures = tuple(c for c in columns if c not in keys)
     if inc.count not in measures:
         problems.add(where + ".count", f"{inc.count!r} is not a result column outside the key (measures: {', '.join(measures) or 'none'})")

@@ -27,6 +27,7 @@ from lakehouse.commit import ensure_table, open_table
 from lakehouse.layers.silver import scd2, silver_schema
 from lakehouse.layers.silver.transform import DELETED, collapse, order_columns
 from lakehouse.specs import Column, TableSpec
+from tests.unit.test_merge_properties import plans
 
 SPEC = TableSpec(
     "customers",
@@ -74,18 +75,6 @@ def deliveries(draw: st.DrawFn) -> list[dict]:
     return rows
 
 
-@st.composite
-def plans(draw: st.DrawFn) -> tuple[list[dict], list[list[int]], list[int]]:
-    """Records, their cut into batches, and the order the batches are merged in (repeats allowed)."""
-    rows = draw(deliveries())
-    k = draw(st.integers(1, min(4, len(rows))))
-    batch_of = [draw(st.integers(0, k - 1)) for _ in rows]
-    batches = [b for j in range(k) if (b := [i for i, x in enumerate(batch_of) if x == j])]
-    order = draw(st.permutations(range(len(batches))))
-    repeats = draw(st.lists(st.integers(0, len(batches) - 1), max_size=2))
-    return rows, batches, [*order, *repeats]
-
-
 def recomputed(rows: list[dict]) -> pl.DataFrame:
     """The history by the README's rules, from all records at once: per key and instant the
     latest delivery; a version per run of equal ``tier``; ``email`` from the key's latest record."""
@@ -121,7 +110,7 @@ def read(uri: str) -> pl.DataFrame:
 
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning")
 @settings(max_examples=40, deadline=None)
-@given(plans())
+@given(plans(deliveries()))
 def test_the_history_equals_a_recomputation_from_all_records_whatever_the_batches_and_their_order(plan) -> None:
     rows, batches, order = plan
     with tempfile.TemporaryDirectory() as folder:

@@ -65,6 +65,19 @@ CASES = [
 ]
 
 
+def incremental() -> str:
+    doc = copy.deepcopy(BASE)
+    model = doc["pipelines"]["crm"]["gold"]["current_tiers"]
+    model.update(key="tier", incremental={"by": "customer_id", "count": "n"})
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+CASES.append((
+    "an incremental model over an scd2 input", incremental(), "pipelines.crm.gold.current_tiers.incremental",
+    "silver.customers keeps versions (history: scd2): leave incremental out",
+))
+
+
 @pytest.mark.parametrize(("text", "where", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_malformed_scd2_declaration_is_refused_saying_where_and_why(text: str, where: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
