@@ -13,6 +13,7 @@ into a table created with ``silver_schema``.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -171,3 +172,18 @@ def test_a_late_change_splits_its_interval_and_a_delete_closes_the_current_row(t
     assert read(uri).select("tier", "valid_from", "valid_to").rows()[2:] == [
         ("gold", at(10), at(12)), ("silver", at(12), at(15)), ("gold", at(15), at(20)), ("gold", at(30), None),
     ]
+
+
+def test_a_column_the_batch_adds_is_untracked_and_earlier_versions_read_null_in_it(tmp_path) -> None:
+    uri = str(tmp_path / "customers")
+    ensure_table(uri, silver_schema(SPEC), {})
+    merge(uri, pl.DataFrame([record(1, "silver", "a@x", 0, line=1)], schema=SCHEMA))
+    evolved = dataclasses.replace(SPEC, columns=(*SPEC.columns, Column("phone", "string")))
+    batch = pl.DataFrame([record(1, "gold", "a@x", 10, line=2)], schema=SCHEMA).with_columns(pl.lit("555").alias("phone"))
+    table = DeltaTable(uri)
+    scd2.merge_history(
+        table, evolved, collapse(batch.lazy(), scd2.identity(evolved)).collect(), silver_schema(evolved), CommitProperties(),
+        merge_schema=True,
+    )
+    rows = pl.read_delta(uri).sort("valid_from").select("tier", "phone", "is_current").rows()
+    assert rows == [("silver", "555", False), ("gold", "555", True)]  # untracked: the key's latest value on every version

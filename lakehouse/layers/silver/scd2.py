@@ -182,8 +182,10 @@ def merge_history(
     Reads only the rows of the batch's keys, from the files whose partition and key
     statistics can hold them; the predicate lists their partitions and key range as literals.
     """
-    found = rows_with_keys(table, batch.select(spec.keys).unique(), schema.names).rows
-    existing = found.cast(pl.DataFrame(schema.empty_table()).schema)
+    empty = pl.DataFrame(schema.empty_table())
+    have = {f.name for f in table.schema().fields}  # a column this batch evolves is not in the table yet
+    found = rows_with_keys(table, batch.select(spec.keys).unique(), [n for n in schema.names if n in have]).rows
+    existing = pl.concat([empty, found], how="diagonal_relaxed").cast(empty.schema)
     source = plan(existing, batch.select(_record_columns(spec)), spec)
     arrow = source.to_arrow().cast(pa.schema([*schema, pa.field(_DROP, pa.bool_())]))
     if arrow.num_rows == 0:
