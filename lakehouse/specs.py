@@ -7,12 +7,8 @@ Soda contracts and row-level rules are all computed from it (DESIGN.md, invarian
 Example::
 
     orders = TableSpec(
-        name="orders",
-        layer="silver",
-        columns=(Column("order_id", "string"), Column("updated_at", "timestamp")),
-        keys=("order_id",),
-        order_by="updated_at",
-        checks=(Check("missing", column="order_id"),),
+        "orders", "silver", (Column("order_id", "string"), Column("updated_at", "timestamp")),
+        keys=("order_id",), order_by="updated_at", checks=(Check("missing", column="order_id"),),
     )
 """
 
@@ -44,6 +40,7 @@ _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 SIMPLE_TYPES = ("string", "int64", "float64", "bool", "date", "timestamp")
 """The declared type names besides ``decimal(p,s)`` (the keys of :data:`TYPES`)."""
+HISTORY = ("valid_from", "valid_to", "is_current", "_absorbed")  # what history: scd2 adds to silver: reserved names
 
 
 def is_identifier(name: str) -> bool:
@@ -68,12 +65,11 @@ def quote(name: str) -> str:
 class Column:
     """A typed column.
 
-    ``dtype`` is one of ``string``, ``int64``, ``float64``, ``bool``, ``date``,
-    ``timestamp`` (microseconds, UTC) or ``decimal(p,s)``. ``derive`` names a transform of
-    another column instead of a field of the raw record: ``date(ordered_at)`` is the UTC
-    calendar date of ``ordered_at``. ``nullable=False`` rejects a row whose value is null
-    or absent. ``strings_as_numbers`` lets an ``int64`` or ``float64`` field arrive as a
-    JSON string holding the number (``"42"``); without it such a row is rejected.
+    ``dtype`` is one of ``string``, ``int64``, ``float64``, ``bool``, ``date``, ``timestamp``
+    (microseconds, UTC) or ``decimal(p,s)``. ``derive`` names a transform of another column
+    instead of a field of the raw record: ``date(ordered_at)`` is the UTC date of ``ordered_at``.
+    ``nullable=False`` rejects a row whose value is null or absent. ``strings_as_numbers`` lets
+    an ``int64``/``float64`` field arrive as a JSON string holding the number (``"42"``).
     """
 
     name: str
@@ -149,11 +145,9 @@ SILVER_FILE_SIZE = 4 * 1024 * 1024
 """The default ``target_file_size`` of a silver table: 4 MiB.
 
 A merge rewrites every file that may hold one of its batch's keys (delta-rs has no deletion
-vectors), so the file that holds the newest keys is rewritten by every window until it
-reaches the target size. At delta-rs' default of 100 MiB that file grows for a hundred
-windows and the merge's cost with it; at 4 MiB a 100k-line window's merge copied a bounded
-0.5–0.9M rows over 60 windows where the default copied 0.09M more every window (2.6M by
-the 30th). See the README's benchmark section."""
+vectors), so the file holding the newest keys is rewritten by every window until it reaches
+the target size: at 100 MiB a merge copied 0.09M more rows every window, at 4 MiB a bounded
+0.5–0.9M rows over 60 windows (the README's benchmark section)."""
 
 
 def type_of(dtype: str) -> ColumnType:
@@ -259,8 +253,9 @@ class TableSpec:
     """``json``: values carry their JSON types; ``text``: every value is text (CSV) and is
     parsed by the column's strict text format."""
     target_file_size: int | None = None
-    """Bytes: the size the table's writes and compaction aim at (``delta.targetFileSize``);
-    ``None``: delta-rs' default (100 MiB)."""
+    """Bytes: the size the table's writes and compaction aim at (``delta.targetFileSize``); ``None``: 100 MiB."""
+    tracked: tuple[str, ...] | None = None
+    """``history: scd2``: the columns whose change opens a version (:mod:`lakehouse.layers.silver.scd2`); None: SCD1."""
     _index: dict[str, Column] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -290,6 +285,11 @@ class TableSpec:
     def column_names(self) -> list[str]:
         """The columns' names, in declared order."""
         return [c.name for c in self.columns]
+
+    def history_columns(self) -> tuple[Column, ...]:
+        """The columns an SCD2 table adds to the declared ones: ``valid_from``, ``valid_to``, ``is_current``."""
+        dtype = self.column(self.order_by).dtype if self.tracked is not None and self.order_by else None
+        return (Column(HISTORY[0], dtype), Column(HISTORY[1], dtype), Column(HISTORY[2], "bool")) if dtype else ()
 
     def polars_schema(self) -> pl.Schema:
         """The table's Polars schema."""

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from lakehouse.declaration.errors import Problems, format_pydantic
 from lakehouse.declaration.gold import gold_model
-from lakehouse.declaration.parts import check, column, z_order
+from lakehouse.declaration.parts import check, column, tracked_columns, z_order
 from lakehouse.declaration.schema import file_model
 from lakehouse.errors import ConfigError
 from lakehouse.specs import Column, Dataset, Declaration, Pipeline, TableSpec, is_identifier
@@ -63,6 +63,7 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
         if (made := check(c, columns, f"{where}.checks[{i}]", problems, pipe.datasets)) is not None
     ]
     zorder = z_order(decl.zorder, decl.columns, decl.partition_by, name, where + ".zorder", problems)
+    tracked = tracked_columns(decl, columns, name, where, problems)
     if len(problems.items) > before or decl.source not in pipe.sources:
         return None
     source = pipe.sources[decl.source]
@@ -79,6 +80,7 @@ def _dataset(name: str, decl: Any, pipe: Any, where: str, problems: Problems) ->
         unknown_fields=decl.unknown_fields,
         record_values="text" if files and source.format == "csv" else "json",
         target_file_size=decl.target_file_size,
+        tracked=tracked,
     )
     if not files:
         return _record_dataset(name, decl, source, spec, zorder, where, problems)

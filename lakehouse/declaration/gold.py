@@ -46,7 +46,7 @@ def gold_model(
     con = duckdb.connect()
     con.execute("CREATE SCHEMA silver")
     for t in inputs:
-        cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in datasets[t].spec.columns)
+        cols = ", ".join(f'"{c.name}" {c.sql_type()}' for c in (*datasets[t].spec.columns, *datasets[t].spec.history_columns()))
         con.execute(f'CREATE TABLE silver."{t}" ({cols})')
     con.execute("SET enable_external_access = false")  # a model reads silver, never a file (not even here)
     con.execute("SET lock_configuration = true")
@@ -96,6 +96,9 @@ def _additive(decl: Any, columns: dict[str, Column], inputs: dict[str, Dataset],
     lacking = [t for t, ds in inputs.items() if inc.by not in ds.spec.column_names]
     if lacking:
         problems.add(where + ".by", f"{inc.by!r} must be a column of every input; {', '.join('silver.' + t for t in lacking)} has none")
+    versioned = [t for t, ds in inputs.items() if ds.spec.tracked is not None]
+    if versioned:
+        problems.add(where, f"an incremental model reads one row per key; {', '.join('silver.' + t for t in versioned)} keeps versions (history: scd2): leave incremental out")
     measures = tuple(c for c in columns if c not in keys)
     if inc.count not in measures:
         problems.add(where + ".count", f"{inc.count!r} is not a result column outside the key (measures: {', '.join(measures) or 'none'})")

@@ -8,7 +8,7 @@ from typing import Any
 from lakehouse import checks
 from lakehouse.declaration.errors import Problems
 from lakehouse.declaration.schema import ColumnDecl
-from lakehouse.specs import NUMERIC, SIMPLE_TYPES, Check, Column, is_identifier
+from lakehouse.specs import HISTORY, NUMERIC, SIMPLE_TYPES, Check, Column, is_identifier
 
 _DECIMAL = re.compile(r"^decimal\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
@@ -71,3 +71,28 @@ def z_order(
     if len(set(zorder)) != len(zorder):
         problems.add(where, f"lists a column twice: {', '.join(zorder)}")
     return tuple(zorder)
+
+
+def tracked_columns(decl: Any, columns: dict[str, Column], table: str, where: str, problems: Problems) -> tuple[str, ...] | None:
+    """The ``tracked`` columns of an SCD2 dataset (None for SCD1), after adding every problem with them."""
+    if decl.history != "scd2":
+        if decl.tracked is not None:
+            problems.add(where + ".tracked", f"tracked columns belong to history: scd2; {table} is history: {decl.history}")
+        return None
+    if decl.order_by is None:
+        problems.add(where + ".history", f"history: scd2 orders {table}'s versions by order_by: declare order_by (a timestamp, date or int64 column)")
+    for name in HISTORY:
+        if name in decl.columns:
+            problems.add(f"{where}.columns.{name}", f"{name!r} is a column history: scd2 adds to {table}: rename the declared column")
+    tracked = decl.tracked or []
+    if not tracked:
+        problems.add(where + ".tracked", f"history: scd2 needs tracked: [columns], the columns whose change opens a new version of {table}")
+    identity = {*decl.key_columns(), *([decl.order_by] if decl.order_by else [])}
+    for name in tracked:
+        if name not in columns and name not in decl.columns:
+            problems.add(where + ".tracked", f"{name!r} is not a column of {table} (columns: {', '.join(decl.columns)})")
+        elif name in identity:
+            problems.add(where + ".tracked", f"{name!r} is the key or the ordering column of {table}: every version has its own; track the other columns")
+    if len(set(tracked)) != len(tracked):
+        problems.add(where + ".tracked", f"lists a column twice: {', '.join(tracked)}")
+    return tuple(tracked)

@@ -8,7 +8,7 @@ builds the models from it, again whenever a kind is registered.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -92,6 +92,11 @@ class DatasetBase(_Model):
     record, ``evolve`` adds them to the silver table as columns (:mod:`lakehouse.layers.silver.evolve`)."""
     target_file_size: int = Field(default=SILVER_FILE_SIZE, ge=64 * 1024)
     """Bytes the silver table's merges and compaction aim at per file (``delta.targetFileSize``)."""
+    history: Literal["scd1", "scd2"] = "scd1"
+    """How silver keeps a key's versions: ``scd1`` the latest only, ``scd2`` one row per version of the
+    ``tracked`` columns with ``valid_from``, ``valid_to``, ``is_current`` (:mod:`lakehouse.layers.silver.scd2`)."""
+    tracked: list[str] | None = None
+    """``history: scd2``: the columns whose change opens a new version (the others are updated in place)."""
 
     @field_validator("prefix")
     @classmethod

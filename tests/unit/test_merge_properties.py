@@ -78,9 +78,12 @@ def deliveries(draw: st.DrawFn) -> list[dict]:
 
 
 @st.composite
-def plans(draw: st.DrawFn) -> tuple[list[dict], list[list[int]], list[int]]:
-    """Rows, their cut into batches, and the order the batches are merged in (repeats allowed)."""
-    rows = draw(deliveries())
+def plans(
+    draw: st.DrawFn, records: st.SearchStrategy[list[dict]] | None = None
+) -> tuple[list[dict], list[list[int]], list[int]]:
+    """Rows (``records``, else :func:`deliveries`), their cut into batches, and the order the
+    batches are merged in (repeats allowed). Also the plans of ``test_scd2``."""
+    rows = draw(records if records is not None else deliveries())
     k = draw(st.integers(1, min(4, len(rows))))
     batch_of = [draw(st.integers(0, k - 1)) for _ in rows]
     batches = [[i for i, b in enumerate(batch_of) if b == j] for j in range(k)]

@@ -144,7 +144,9 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
     changes = {
         n: _changes(tables[n], since[n] + 1, current[n], settings, settings.table_uri("silver", n)) for n in changed
     }
-    columns = {n: tuple(pipeline.dataset(n).spec.column_names) for n in tables}
+    # what a model sees of a silver table: the declared columns (and an SCD2 table's version columns)
+    specs = {n: pipeline.dataset(n).spec for n in tables}
+    columns = {n: (*spec.column_names, *(c.name for c in spec.history_columns())) for n, spec in specs.items()}
     snapshots = {n: DeltaSnapshot(tables[n].table_uri, current[n], columns[n]) for n in tables}
     partition = model.spec.partition_by or ""
     con = duck.connect(settings)

@@ -22,6 +22,7 @@ from lakehouse.dev.faults import crash_point
 from lakehouse.errors import CommitConflict, CountsMismatch, SchemaDrift
 from lakehouse.layers import quarantine
 from lakehouse.layers.quarantine import reason_counts, reason_examples
+from lakehouse.layers.silver import scd2
 from lakehouse.layers.silver.batch import SilverBatch, SilverResult, silver_app_of, silver_uri
 from lakehouse.layers.silver.lookup import rows_with_keys
 from lakehouse.layers.silver.transform import (
@@ -37,10 +38,13 @@ log = logging.getLogger("lakehouse.layers.silver")
 
 
 def silver_schema(spec: TableSpec) -> pa.Schema:
-    """The Arrow schema of the dataset's silver table: its columns, the lineage columns, the bronze version."""
+    """The Arrow schema of the dataset's silver table: its columns, the lineage columns, the bronze
+    version (and for ``history: scd2`` the version columns, :mod:`lakehouse.layers.silver.scd2`)."""
     lineage = pl.DataFrame(schema=SILVER_LINEAGE).to_arrow().schema
     fields = [pa.field(c.name, c.arrow_type()) for c in spec.columns]
-    return pa.schema([*fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64())])
+    return pa.schema([
+        *fields, *(lineage.field(n) for n in lineage.names), pa.field(BRONZE_VERSION, pa.int64()), *scd2.stored_fields(spec),
+    ])
 
 
 def silver_configuration(spec: TableSpec) -> dict[str, str]:
@@ -124,17 +128,22 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         "deleted": batch.counts.deleted,
     }
     valid = batch.valid if DELETED in batch.valid.columns else batch.valid.with_columns(pl.lit(False).alias(DELETED))
-    source = valid.select([*schema.names, DELETED]).to_arrow().cast(pa.schema([*schema, pa.field(DELETED, pa.bool_())]))
+    history = spec.tracked is not None
+    source = valid.select([*(n for n in schema.names if n in valid.columns), DELETED]).to_arrow()
     metrics: dict[str, int] = {}
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
+        if history and source.num_rows:
+            metrics.update(scd2.merge_history(table, spec, valid, schema, props, merge_schema=evolve_schema))
+            return
         if source.num_rows == 0:
             # nothing to merge: still record that this bronze version was consumed
             write_deltalake(
-                table, source.drop_columns([DELETED]), mode="append", commit_properties=props,
+                table, pa.Table.from_batches([], schema), mode="append", commit_properties=props,
                 schema_mode="merge" if evolve_schema else None,
             )
             return
+        full = source.cast(pa.schema([*schema, pa.field(DELETED, pa.bool_())]))
         current = _current_partitions(table, spec, batch.valid)
         predicate = _merge_predicate(spec, batch.valid, current)
         newer = sql.lexicographic_greater(order_columns(spec))
@@ -143,7 +152,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         upsert, delete = f"{sql.column(DELETED, 's')} = FALSE", f"{sql.column(DELETED, 's')} = TRUE"
         outcome = (
             table.merge(
-                source, predicate, source_alias="s", target_alias="t", commit_properties=props,
+                full, predicate, source_alias="s", target_alias="t", commit_properties=props,
                 merge_schema=evolve_schema,
             )
             .when_matched_update_all(predicate=f"{upsert} AND {newer}", except_cols=[DELETED])
@@ -163,7 +172,9 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     updated = int(metrics.get("num_target_rows_updated", 0))
     removed = int(metrics.get("num_target_rows_deleted", 0))
     merged, deleted = batch.counts.merged, batch.counts.deleted
-    if metrics and (int(metrics.get("num_source_rows", -1)) != merged + deleted or inserted + updated > merged or removed > deleted):
+    if history:
+        _check_history_metrics(spec, metrics, landed.version)
+    elif metrics and (int(metrics.get("num_source_rows", -1)) != merged + deleted or inserted + updated > merged or removed > deleted):
         # a merge's metrics exist only once its commit is made: the promotion is committed, the run fails loudly
         msg = (
             f"{spec.qualified_name}: merged {merged} and deleted {deleted}, but the merge (version {landed.version}) read "
@@ -183,7 +194,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         version=landed.version,
         inserted=inserted,
         updated=updated,
-        unchanged=merged + deleted - inserted - updated - removed if metrics else 0,
+        unchanged=max(merged + deleted - inserted - updated - removed, 0) if metrics else 0,
         removed=removed,
         reasons=reason_counts(batch.rejected),
         examples=reason_examples(batch.rejected),
@@ -191,6 +202,17 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
         unknown_fields=batch.unknown_fields,
         evolved={n: spec.column(n).dtype for n in added} or None,
     )
+
+
+def _check_history_metrics(spec: TableSpec, metrics: dict[str, int], version: int) -> None:
+    """An SCD2 merge writes each row of its source once: inserted, updated or removed."""
+    if not metrics:
+        return
+    source = int(metrics.get("num_source_rows", -1))
+    written = sum(int(metrics.get(f"num_target_rows_{k}", 0)) for k in ("inserted", "updated", "deleted"))
+    if source != written:
+        msg = f"{spec.qualified_name}: the history merge (version {version}) read {source} source rows but wrote {written}"
+        raise CountsMismatch(msg)
 
 
 def schema_change(table: DeltaTable, declared: pa.Schema, spec: TableSpec) -> list[str]:

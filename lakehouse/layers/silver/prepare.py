@@ -17,7 +17,7 @@ from lakehouse.commit import (
 )
 from lakehouse.config import Settings
 from lakehouse.layers.bronze import bronze_name
-from lakehouse.layers.silver import evolve
+from lakehouse.layers.silver import evolve, scd2
 from lakehouse.layers.silver.batch import (
     Counts,
     SilverBatch,
@@ -43,7 +43,7 @@ from lakehouse.layers.silver.transform import (
 )
 from lakehouse.quality import GateResult, run_gate
 from lakehouse.sources.files import UNREADABLE_LINE
-from lakehouse.specs import Dataset, TableSpec
+from lakehouse.specs import HISTORY, Dataset, TableSpec
 from lakehouse.storage import storage_options
 
 log = logging.getLogger("lakehouse.layers.silver")
@@ -102,8 +102,10 @@ def prepare(
     ) if not records.is_empty() else GateResult(spec.qualified_name, "bronze_to_silver", True, (), 0)
     rejected = parsed.filter(pl.col("_reject_reason").is_not_null())
     clean = parsed.filter(pl.col("_reject_reason").is_null()).select([*silver_columns(spec), DELETED])
-    valid = collapse(clean.lazy(), spec).collect()
-    conflicting = conflicts(clean.lazy(), spec).select(pl.len()).collect().item()
+    # one row per key (SCD1), or per key and ordering value: each a version (SCD2)
+    versions = scd2.identity(spec)
+    valid = collapse(clean.lazy(), versions).collect()
+    conflicting = conflicts(clean.lazy(), versions).select(pl.len()).collect().item()
     deletes = int(valid.get_column(DELETED).sum())
     counts = Counts(
         read=parsed.height,
@@ -116,7 +118,7 @@ def prepare(
     )
     counts.check()
     counts.reconcile(
-        spec.qualified_name, bronze_rows=bronze_rows(bronze, start, end), keys=clean.select(spec.keys).n_unique()
+        spec.qualified_name, bronze_rows=bronze_rows(bronze, start, end), keys=clean.select(versions.keys).n_unique()
     )
     unknown = unknown_field_counts(parsed)
     if unknown:
@@ -142,6 +144,6 @@ def _evolution(spec: TableSpec, silver: DeltaTable | None, increment: pl.DataFra
         return evolve.Evolution(spec)
     if silver is not None:
         fields = [(f.name, delta_type(f.type)) for f in silver.schema().fields]
-        lineage = [*SILVER_LINEAGE, BRONZE_VERSION]
+        lineage = [*SILVER_LINEAGE, BRONZE_VERSION, *HISTORY]
         spec = dataclasses.replace(spec, columns=(*spec.columns, *evolve.table_columns(spec, fields, lineage=lineage)))
     return evolve.infer(increment.get_column("_raw"), spec)
