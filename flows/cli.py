@@ -345,11 +345,10 @@ def demo(
     from lakehouse.storage import open_store
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the tables below say it all
-    server = None
+    with console.status("starting an embedded moto server (S3 and Kinesis)"):
+        server = start_moto_server(simulated_clock=True)  # the stream's records arrive in the simulated windows
     if not os.environ.get("LAKEHOUSE_WAREHOUSE"):
-        with console.status("starting an embedded moto S3 server"):
-            server = start_moto_server()
-            server.create_bucket(DEMO_BUCKET)
+        server.create_bucket(DEMO_BUCKET)
         os.environ.update(server.env(f"s3://{DEMO_BUCKET}/warehouse"))
         console.print(f"moto S3 on {server.endpoint_url}, warehouse s3://{DEMO_BUCKET}/warehouse")
     os.environ["LAKEHOUSE_CONFIG"] = str(resources.files("lakehouse").joinpath("pipelines/shop.yaml"))
@@ -358,6 +357,9 @@ def demo(
         database = shop_db.open_or_create(Path(scratch.name) / "shop.db", seed=seed)
         os.environ["SHOP_DB_URL"] = shop_db.url(Path(scratch.name) / "shop.db")
         console.print(f"shop database (customers) in {Path(scratch.name) / 'shop.db'}")
+        os.environ["SHOP_STREAM_ENDPOINT"] = server.endpoint_url
+        stream = _shop_stream(server.endpoint_url, seed=seed, start=_time(DEMO_START))
+        console.print(f"inventory events on Kinesis stream {stream.stream} at {server.endpoint_url}")
         declaration = _declaration(None)
         settings = Settings()
         store = open_store(settings.landing_root, settings)
@@ -367,6 +369,8 @@ def demo(
             window_start = start + k * interval
             run_simulator(store, start=window_start, windows=1, interval=interval, seed=seed)
             shop_db.step_once(database, window_start, window_start + interval, seed=seed)
+            server.set_clock(window_start + timedelta(minutes=1))
+            stream.put_window(k + 1)
             with console.status(f"window {k + 1}/{windows} (the first starts Prefect's API)"):
                 ok, result = _run_window(window_start + interval, "15m", "shop")
             if not ok:
@@ -392,8 +396,23 @@ def demo(
         console.print("(per product: lakehouse query \"select * from gold.daily_sales\" against a warehouse you keep)")
     finally:
         scratch.cleanup()
-        if server is not None:
-            server.stop()
+        server.stop()
+
+
+def _shop_stream(endpoint: str, *, seed: int, start: Any) -> Any:
+    """The shop's inventory stream (``$SHOP_STREAM``, else the declaration's default) on the moto server at
+    ``endpoint``, created unless it is there; windows counted from ``start``."""
+    import boto3.session
+
+    from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY
+    from lakehouse.dev.shop_stream import ShopStream
+
+    kinesis = boto3.session.Session().client("kinesis", endpoint_url=endpoint, region_name=REGION,
+                                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    stream = ShopStream(kinesis, os.environ.get("SHOP_STREAM") or "shop-inventory", seed=seed, start=start)
+    if stream.stream not in kinesis.list_streams()["StreamNames"]:
+        stream.create(shards=2)
+    return stream
 
 
 @app.command()
@@ -423,6 +442,10 @@ def serve(
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    def stream_window(begins: datetime) -> int:
+        """The stream's window number (from 1 at DEMO_START) of the window that begins at ``begins``."""
+        return int((begins - _time(DEMO_START)) / interval) + 1
+
     signal.signal(signal.SIGTERM, interrupted)  # `kill` stops the stack as cleanly as Ctrl-C
     os.environ["LAKEHOUSE_CONFIG"] = os.environ.get("LAKEHOUSE_CONFIG") or str(
         Path(__file__).resolve().parents[1] / "lakehouse" / "pipelines" / "shop.yaml"
@@ -441,8 +464,12 @@ def serve(
         store = open_store(settings.landing_root, settings)
         current = window_start(datetime.now(UTC), interval)
         run_simulator(store, start=current - interval, windows=2, interval=interval, seed=seed)
+        assert stack.moto is not None
+        stream = _shop_stream(stack.moto.endpoint_url, seed=seed, start=_time(DEMO_START))
+        stream.interval = interval
         for begins in (current - interval, current):
             shop_db.step_once(database, begins, begins + interval, seed=seed)
+            stream.put_window(stream_window(begins))
         trigger(stack, current)
         console.print(f"simulator: windows from {current - interval:%H:%M} UTC landed in s3://{BUCKET}; "
                       f"{DEPLOYMENT} runs every {interval} (the first now)")
@@ -454,6 +481,7 @@ def serve(
             current = following
             run_simulator(store, start=current, windows=1, interval=interval, seed=seed)
             shop_db.step_once(database, current, current + interval, seed=seed)
+            stream.put_window(stream_window(current))
             console.print(f"simulator: window {current:%H:%M}–{current + interval:%H:%M} landed")
     except KeyboardInterrupt:
         console.print("stopping …")
