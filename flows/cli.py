@@ -208,7 +208,7 @@ def run(
     """Run the window that ends at T as a Prefect flow; exit 1 if a gate blocked or it failed."""
     from lakehouse.errors import ConfigError
 
-    _settings()
+    settings = _settings()
     if interval:
         _interval(interval)
     declaration = _declaration(config)
@@ -217,11 +217,28 @@ def run(
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from exc
+    _sources_open(settings, declaration.pipeline(pipeline))
     ok, result = _run_window(_time(at), interval, pipeline)
     if not ok:
         err.print(f"[red]run failed:[/] {result}", soft_wrap=True)
         raise typer.Exit(1)
     show(result)
+
+
+def _sources_open(settings: Any, pipeline: Any) -> None:
+    """Open every source read from a cursor before anything is read: one that cannot be opened (a
+    database file that is not there, a secret not set …) is one line and exit 1, nothing advanced."""
+    from lakehouse.errors import LakehouseError, one_line
+    from lakehouse.sources.base import open_source
+
+    for ds in pipeline.datasets:
+        if ds.kind == "landing_files":
+            continue
+        try:
+            open_source(ds, settings).close()
+        except LakehouseError as exc:
+            err.print(f"[red]source {ds.source} unavailable ({ds.spec.name}):[/] {one_line(str(exc))}", soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -316,24 +333,33 @@ def demo(
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
 ) -> None:
     """Run N windows of the shop pipeline on an embedded moto S3 and print what each did."""
+    import tempfile
     from importlib import resources
+    from pathlib import Path
 
     from lakehouse.catalog import connect
     from lakehouse.config import Settings
+    from lakehouse.dev import shop_db
     from lakehouse.dev.moto_server import start_moto_server
     from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the tables below say it all
-    server = None
+    with console.status("starting an embedded moto server (S3 and Kinesis)"):
+        server = start_moto_server(simulated_clock=True)  # the stream's records arrive in the simulated windows
     if not os.environ.get("LAKEHOUSE_WAREHOUSE"):
-        with console.status("starting an embedded moto S3 server"):
-            server = start_moto_server()
-            server.create_bucket(DEMO_BUCKET)
+        server.create_bucket(DEMO_BUCKET)
         os.environ.update(server.env(f"s3://{DEMO_BUCKET}/warehouse"))
         console.print(f"moto S3 on {server.endpoint_url}, warehouse s3://{DEMO_BUCKET}/warehouse")
     os.environ["LAKEHOUSE_CONFIG"] = str(resources.files("lakehouse").joinpath("pipelines/shop.yaml"))
+    scratch = tempfile.TemporaryDirectory(prefix="lakehouse-demo-")  # the shop's database, gone with the demo
     try:
+        database = shop_db.open_or_create(Path(scratch.name) / "shop.db", seed=seed)
+        os.environ["SHOP_DB_URL"] = shop_db.url(Path(scratch.name) / "shop.db")
+        console.print(f"shop database (customers) in {Path(scratch.name) / 'shop.db'}")
+        os.environ["SHOP_STREAM_ENDPOINT"] = server.endpoint_url
+        stream = _shop_stream(server.endpoint_url, seed=seed, start=_time(DEMO_START))
+        console.print(f"inventory events on Kinesis stream {stream.stream} at {server.endpoint_url}")
         declaration = _declaration(None)
         settings = Settings()
         store = open_store(settings.landing_root, settings)
@@ -342,6 +368,9 @@ def demo(
         for k in range(windows):
             window_start = start + k * interval
             run_simulator(store, start=window_start, windows=1, interval=interval, seed=seed)
+            shop_db.step_once(database, window_start, window_start + interval, seed=seed)
+            server.set_clock(window_start + timedelta(minutes=1))
+            stream.put_window(k + 1)
             with console.status(f"window {k + 1}/{windows} (the first starts Prefect's API)"):
                 ok, result = _run_window(window_start + interval, "15m", "shop")
             if not ok:
@@ -366,8 +395,24 @@ def demo(
         ).pl())
         console.print("(per product: lakehouse query \"select * from gold.daily_sales\" against a warehouse you keep)")
     finally:
-        if server is not None:
-            server.stop()
+        scratch.cleanup()
+        server.stop()
+
+
+def _shop_stream(endpoint: str, *, seed: int, start: Any) -> Any:
+    """The shop's inventory stream (``$SHOP_STREAM``, else the declaration's default) on the moto server at
+    ``endpoint``, created unless it is there; windows counted from ``start``."""
+    import boto3.session
+
+    from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY
+    from lakehouse.dev.shop_stream import ShopStream
+
+    kinesis = boto3.session.Session().client("kinesis", endpoint_url=endpoint, region_name=REGION,
+                                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    stream = ShopStream(kinesis, os.environ.get("SHOP_STREAM") or "shop-inventory", seed=seed, start=start)
+    if stream.stream not in kinesis.list_streams()["StreamNames"]:
+        stream.create(shards=2)
+    return stream
 
 
 @app.command()
@@ -390,11 +435,16 @@ def serve(
 
     from deployments.stack import BUCKET, DEPLOYMENT, start, trigger, window_start
     from lakehouse.config import Settings
+    from lakehouse.dev import shop_db
     from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
+
+    def stream_window(begins: datetime) -> int:
+        """The stream's window number (from 1 at DEMO_START) of the window that begins at ``begins``."""
+        return int((begins - _time(DEMO_START)) / interval) + 1
 
     signal.signal(signal.SIGTERM, interrupted)  # `kill` stops the stack as cleanly as Ctrl-C
     os.environ["LAKEHOUSE_CONFIG"] = os.environ.get("LAKEHOUSE_CONFIG") or str(
@@ -403,6 +453,9 @@ def serve(
     interval = _declaration(None).pipeline("shop").interval
     stack = None
     try:
+        database_file = Path(state_dir).resolve() / "shop.db"  # kept between restarts, like the S3 snapshot
+        database = shop_db.open_or_create(database_file, seed=seed)
+        os.environ["SHOP_DB_URL"] = shop_db.url(database_file)  # the worker's runs inherit it
         stack = start(Path(state_dir), ui_port=ui_port, s3_port=s3_port, say=console.print)
         (Path(state_dir) / SERVE_API_FILE).write_text(stack.env["PREFECT_API_URL"])
         os.environ.update({k: stack.env[k] for k in ("LAKEHOUSE_WAREHOUSE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
@@ -411,6 +464,12 @@ def serve(
         store = open_store(settings.landing_root, settings)
         current = window_start(datetime.now(UTC), interval)
         run_simulator(store, start=current - interval, windows=2, interval=interval, seed=seed)
+        assert stack.moto is not None
+        stream = _shop_stream(stack.moto.endpoint_url, seed=seed, start=_time(DEMO_START))
+        stream.interval = interval
+        for begins in (current - interval, current):
+            shop_db.step_once(database, begins, begins + interval, seed=seed)
+            stream.put_window(stream_window(begins))
         trigger(stack, current)
         console.print(f"simulator: windows from {current - interval:%H:%M} UTC landed in s3://{BUCKET}; "
                       f"{DEPLOYMENT} runs every {interval} (the first now)")
@@ -421,6 +480,8 @@ def serve(
                 time.sleep(min(5.0, max(0.1, (following - datetime.now(UTC)).total_seconds())))
             current = following
             run_simulator(store, start=current, windows=1, interval=interval, seed=seed)
+            shop_db.step_once(database, current, current + interval, seed=seed)
+            stream.put_window(stream_window(current))
             console.print(f"simulator: window {current:%H:%M}–{current + interval:%H:%M} landed")
     except KeyboardInterrupt:
         console.print("stopping …")

@@ -33,6 +33,12 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 import pytest  # noqa: E402
 
+from tests.shop_files import PATH as SHOP_FILES  # noqa: E402
+
+# the tests of the engine on files run the shop's landing-files part (tests/shop_files.py); the
+# tests of the whole shop and its siblings name the built-in declaration themselves
+os.environ.setdefault("LAKEHOUSE_CONFIG", str(SHOP_FILES))
+
 from lakehouse.dev.moto_server import MotoServer, start_moto_server  # noqa: E402
 from tests.e2e.serving import Served  # noqa: E402
 from tests.shards import SHARDS  # noqa: E402

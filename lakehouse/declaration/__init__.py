@@ -16,6 +16,7 @@ loaded form of :mod:`lakehouse.specs`; the engine imports specs, not this packag
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -26,10 +27,19 @@ from lakehouse.specs import Dataset, Declaration, GoldModel, Pipeline
 __all__ = ["DEFAULT_FILE", "Dataset", "Declaration", "GoldModel", "Pipeline", "load", "parse"]
 
 
-@functools.lru_cache(maxsize=16)
 def _parse_once(text: str, path: str) -> Declaration:
-    """:func:`parse`, remembered by text: a flow run loads its declaration several times
-    (run name, window, tasks), and the gold models' DuckDB type inference is not free."""
+    """:func:`parse`, remembered by text and by the values of the variables it names: a flow run
+    loads its declaration several times (run name, window, tasks), and the gold models' DuckDB
+    type inference is not free."""
+    import os
+
+    names = tuple(sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", text))))
+    return _parse_cached(text, path, tuple(os.environ.get(n) for n in names))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_cached(text: str, path: str, values: tuple[str | None, ...]) -> Declaration:  # noqa: ARG001
+    """``values`` (of the variables ``text`` names) is only part of the cache's key."""
     return parse(text, path=path)
 
 

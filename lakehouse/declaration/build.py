@@ -20,6 +20,7 @@ from lakehouse.declaration.errors import Problems, format_pydantic
 from lakehouse.declaration.gold import gold_model
 from lakehouse.declaration.parts import check, column, tracked_columns, z_order
 from lakehouse.declaration.schema import file_model
+from lakehouse.declaration.variables import substitute
 from lakehouse.errors import ConfigError
 from lakehouse.specs import Column, Dataset, Declaration, Pipeline, TableSpec, is_identifier
 
@@ -132,7 +133,11 @@ def _promotion_order(datasets: dict[str, Dataset], where: str, problems: Problem
 
 
 def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
-    """Validate a YAML declaration; raises ``ConfigError`` naming the file, path and expectation."""
+    """Validate a YAML declaration; raises ``ConfigError`` naming the file, path and expectation.
+
+    ``${VAR}`` and ``${VAR:-default}`` in string values are taken from the environment first
+    (:mod:`lakehouse.declaration.variables`).
+    """
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -141,6 +146,9 @@ def parse(text: str, *, path: str = DEFAULT_FILE) -> Declaration:
     if not isinstance(raw, dict):
         msg = f"invalid configuration:\n  {path}: expected a mapping with 'pipelines:' at the top"
         raise ConfigError(msg)
+    unset = Problems(path)
+    raw = substitute(raw, unset)
+    unset.raise_if_any()
     try:
         decl: Any = file_model().model_validate(raw)  # a model built at run time: its fields are not declared
     except ValidationError as exc:

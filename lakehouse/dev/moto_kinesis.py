@@ -12,12 +12,43 @@ parent keeps its records, readable to its end, where ``GetRecords`` returns no
 
 :func:`lakehouse.dev.moto_server.start_moto_server` runs this module; the server process
 applies the patch before it serves anything.
+
+Two more differences from moto, for the local shop: sequence numbers grow with time, as
+AWS's do (moto counts from 1 in each shard, so a restarted server, whose streams start
+empty, would number new records below the ones a cursor already holds, and a reader
+would skip them); and with :data:`CLOCK` set, records arrive at a simulated time
+(:func:`simulated_clock`), so ``lakehouse demo`` can run the shop's windows of January
+2026 with each window's events arriving inside it.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+CLOCK = "LAKEHOUSE_DEV_KINESIS_CLOCK"
+"""An environment variable of the server process: a file holding the seconds to add to its
+clock for the arrival times of Kinesis records (:meth:`lakehouse.dev.moto_server.MotoServer.set_clock`)."""
+
+
+def simulated_clock(path: Path) -> None:
+    """Kinesis records of this process arrive at the real time plus the seconds written in ``path`` (0 while it is absent)."""
+    from moto.kinesis import models as moto_models
+
+    models: Any = moto_models  # moto's module, patched in place
+    real = models.utcnow
+
+    def utcnow() -> Any:
+        try:
+            offset = float(path.read_text() or 0)
+        except (OSError, ValueError):
+            offset = 0.0
+        return real() + timedelta(seconds=offset)
+
+    models.utcnow = utcnow
 
 
 def faithful_resharding() -> None:
@@ -87,6 +118,13 @@ def faithful_resharding() -> None:
             return None, records, behind  # a closed shard read to its end: go on with its children
         return following, records, behind
 
+    def put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        last = self.get_max_sequence_number() if self.records else 0
+        number = max(last + 1, time.time_ns() // 1000)  # grows with time, across restarts too
+        self.records[number] = models.Record(partition_key, data, number, explicit_hash_key)
+        return str(number)
+
+    shard_type.put_record = put_record
     stream_type.get_shard_for_key = get_shard_for_key
     stream_type.split_shard = split_shard
     stream_type.merge_shards = merge_shards
@@ -95,7 +133,11 @@ def faithful_resharding() -> None:
 
 
 if __name__ == "__main__":
+    import os
+
     from moto.server import main
 
     faithful_resharding()
+    if os.environ.get(CLOCK):
+        simulated_clock(Path(os.environ[CLOCK]))
     main(sys.argv[1:])

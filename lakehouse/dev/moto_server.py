@@ -9,14 +9,19 @@ starts ``python -m moto.server`` on a free loopback port: through
 from __future__ import annotations
 
 import importlib.util
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lakehouse.dev.moto_kinesis import CLOCK
 from lakehouse.errors import ConfigError, SourceUnavailable
 
 if TYPE_CHECKING:
@@ -40,6 +45,8 @@ class MotoServer:
 
     port: int
     process: subprocess.Popen[bytes] = field(repr=False)
+    clock: Path | None = None
+    """The file of its simulated Kinesis clock (``start_moto_server(simulated_clock=True)``)."""
 
     @property
     def endpoint_url(self) -> str:
@@ -55,6 +62,13 @@ class MotoServer:
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
             "AWS_REGION": REGION,
         }
+
+    def set_clock(self, at: datetime) -> None:
+        """From now on, Kinesis records arrive at about ``at`` (plus the time since this call)."""
+        if self.clock is None:
+            msg = "this moto server has no simulated clock: start it with start_moto_server(simulated_clock=True)"
+            raise ConfigError(msg)
+        self.clock.write_text(str((at - datetime.now(UTC)).total_seconds()))
 
     def create_bucket(self, bucket: str) -> None:
         """Create ``bucket`` in the server."""
@@ -77,8 +91,10 @@ class MotoServer:
         self.stop()
 
 
-def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> MotoServer:
+def start_moto_server(port: int | None = None, *, timeout: float = 30.0, simulated_clock: bool = False) -> MotoServer:
     """Start ``moto.server`` on ``port`` (a free one by default) and wait until it answers.
+
+    ``simulated_clock``: the arrival times of its Kinesis records follow :meth:`MotoServer.set_clock`.
 
     moto comes with the ``demo`` extra (``pip install 'lakehouse[demo]'``; ``make install``
     has it): without it this raises :class:`~lakehouse.errors.ConfigError` naming the extra.
@@ -87,13 +103,16 @@ def start_moto_server(port: int | None = None, *, timeout: float = 30.0) -> Moto
         msg = "the embedded S3 server needs moto, which is not installed: pip install 'lakehouse[demo]'"
         raise ConfigError(msg)
     port = port or free_port()
+    clock = Path(tempfile.mkdtemp(prefix="lakehouse-moto-clock-")) / "offset" if simulated_clock else None
+    env = {**os.environ, CLOCK: str(clock)} if clock is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "lakehouse.dev.moto_kinesis", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
         start_new_session=True,  # Ctrl-C reaches the owner, which stops the server when it is done with it
     )
-    server = MotoServer(port=port, process=process)
+    server = MotoServer(port=port, process=process, clock=clock)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

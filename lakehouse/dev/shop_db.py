@@ -156,6 +156,23 @@ def step(engine: sa.Engine, start: datetime, end: datetime, *, seed: int = 7) ->
     return changed
 
 
+def open_or_create(path: Path, *, seed: int = 7) -> sa.Engine:
+    """The database at ``path``: made by :func:`create` if the file is not there yet (``lakehouse serve`` keeps it)."""
+    if path.is_file():
+        return sa.create_engine(url(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return create(path, seed=seed)
+
+
+def step_once(engine: sa.Engine, start: datetime, end: datetime, *, seed: int = 7) -> dict[str, Step] | None:
+    """:func:`step`, unless the window ``[start, end)`` changed the database already (its new customer is
+    there: a restarted ``lakehouse serve`` steps its windows again); None then."""
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(customers.c.customer_id)
+                            .where(customers.c.customer_id == f"C-{start:%Y%m%d%H%M}")).first()
+    return None if done is not None else step(engine, start, end, seed=seed)
+
+
 def live_customers(engine: sa.Engine) -> list[dict[str, object]]:
     """The customers that are not deleted, by key (what silver must hold)."""
     with engine.connect() as conn:

@@ -26,12 +26,13 @@ def _setup(orders: int) -> None:
 
     from lakehouse.commit import app_id, commit_properties
     from lakehouse.config import Settings
-    from lakehouse.dev.shop import DAILY_SALES, SHOP
+    from lakehouse.dev.shop import DAILY_SALES
     from lakehouse.dev.simulator import simulate
     from lakehouse.engine import run_window
     from lakehouse.layers.silver import silver_schema
     from lakehouse.storage import open_store
     from lakehouse.window import window_ending_at
+    from tests.shop_files import SHOP
 
     settings = Settings()
     landing = open_store(settings.landing_root, settings)
@@ -74,9 +75,9 @@ def _setup(orders: int) -> None:
 
 def _window() -> None:
     from lakehouse.config import Settings
-    from lakehouse.dev.shop import SHOP
     from lakehouse.engine import run_window
     from lakehouse.window import window_ending_at
+    from tests.shop_files import SHOP
 
     run = run_window(Settings(), SHOP, window_ending_at(START + 2 * INTERVAL, INTERVAL))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -21,10 +21,10 @@ import pytest
 
 from lakehouse import declaration
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.layers import bronze, silver
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
+from tests.shop_files import SHOP
 
 WINDOW = window_ending_at(datetime(2026, 1, 1, 0, 15, tzinfo=UTC), timedelta(minutes=15))
 

@@ -18,10 +18,10 @@ from deltalake import write_deltalake
 
 from lakehouse import duck
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.layers import bronze, silver
 from lakehouse.storage import UnsafeKey, open_store, storage_options
 from lakehouse.window import window_ending_at
+from tests.shop_files import SHOP
 
 WINDOW = window_ending_at(datetime(2026, 1, 1, 0, 15, tzinfo=UTC), timedelta(minutes=15))
 ORDER = b'{"order_id": "O1", "customer_id": "C1", "status": "paid", "ordered_at": "2026-01-01T00:01:00Z", "updated_at": "2026-01-01T00:02:00Z"}\n'

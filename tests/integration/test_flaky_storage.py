@@ -16,11 +16,11 @@ import pytest
 
 from lakehouse.config import Settings
 from lakehouse.dev.s3proxy import ProxyProcess
-from lakehouse.dev.shop import SHOP
 from lakehouse.engine import run_window
 from lakehouse.window import Window
 from tests.integration.conftest import InOrder
 from tests.integration.helpers import INTERVAL, contents, window_end
+from tests.shop_files import SHOP
 
 pytestmark = pytest.mark.slow
 

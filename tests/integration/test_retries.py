@@ -17,10 +17,10 @@ import pytest
 
 from lakehouse.dev.moto_server import MotoServer
 from lakehouse.dev.s3proxy import ProxyProcess
-from lakehouse.dev.shop import SHOP
 from tests.conftest import new_warehouse
 from tests.integration.helpers import land, run, window_end
 from tests.integration.test_unreadable_files import task_attempts
+from tests.shop_files import SHOP
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -17,12 +17,12 @@ import polars as pl
 import pytest
 
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.errors import StaleBatch
 from lakehouse.layers import bronze, gold, silver
 from lakehouse.storage import open_store
 from lakehouse.window import window_ending_at
 from tests.integration.helpers import INTERVAL, land, window_end
+from tests.shop_files import SHOP
 
 ORDERS = SHOP.dataset("orders")
 

@@ -6,10 +6,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.layers import bronze, silver
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
+from tests.shop_files import SHOP
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)

@@ -10,11 +10,11 @@ from deltalake import DeltaTable, write_deltalake
 
 from lakehouse.commit import latest_metadata
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.layers import bronze
 from lakehouse.layers.bronze import BRONZE_SCHEMA, CURSOR_KEY
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
+from tests.shop_files import SHOP
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)

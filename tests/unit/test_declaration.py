@@ -74,7 +74,7 @@ CASES = [
     ("reference without dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id"}), "checks[10]", "needs 'dataset"),
     ("reference to a column the dataset lacks", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "product_id", "dataset": "products", "column": "sku"}), "checks[10].column", "'sku' is not a column of products"),
     ("reference to a composite key", lambda d: shop(d)["datasets"]["orders"]["checks"].append({"reference": "order_id", "dataset": "order_items"}), "checks[8].column", "key of several columns"),
-    ("references form a cycle", lambda d: shop(d)["datasets"]["products"]["checks"].append({"reference": "product_id", "dataset": "order_items", "column": "product_id"}), "pipelines.shop.datasets", "cycle (order_items → products → order_items)"),
+    ("references form a cycle", lambda d: shop(d)["datasets"]["products"]["checks"].append({"reference": "product_id", "dataset": "order_items", "column": "product_id"}), "pipelines.shop.datasets", "cycle (products → order_items → products)"),
     ("reference options on another kind", lambda d: orders(d)["checks"].append({"missing": "status", "dataset": "products"}), "checks[8]", "belong to a reference check"),
     ("freshness without max_age", lambda d: orders(d)["checks"].append({"freshness": "updated_at"}), "checks[8]", "needs 'max_age'"),
     ("freshness of a string column", lambda d: orders(d)["checks"].append({"freshness": "status", "max_age": "1h"}), "checks[8]", "needs a timestamp or date column"),

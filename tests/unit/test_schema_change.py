@@ -11,12 +11,12 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.config import Settings
-from lakehouse.dev.shop import SHOP
 from lakehouse.errors import SchemaDrift
 from lakehouse.layers import bronze, silver
 from lakehouse.specs import Column
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
+from tests.shop_files import SHOP
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ORDERS = SHOP.dataset("orders")

@@ -30,7 +30,7 @@ class KinesisDecl(RecordSourceDecl):
     region: str | None = None
     """The stream's AWS region (``eu-west-1``); unset: ``AWS_REGION`` of the settings."""
     endpoint_url: str | None = None
-    """Another Kinesis endpoint (a VPC endpoint, LocalStack); unset: ``AWS_ENDPOINT_URL``, else AWS's own."""
+    """Another Kinesis endpoint (a VPC endpoint, LocalStack); unset or empty: ``AWS_ENDPOINT_URL``, else AWS's own."""
     start_at: Literal["trim_horizon", "latest"] = "trim_horizon"
     """Where a shard the cursor has no record of starts: its oldest record, or the time of the dataset's first read."""
     max_attempts: int = Field(default=5, ge=1, le=20)
@@ -57,6 +57,8 @@ class KinesisDecl(RecordSourceDecl):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:
+        if value == "":  # ``${SHOP_STREAM_ENDPOINT:-}`` with the variable unset: AWS_ENDPOINT_URL, else AWS's own
+            return None
         if value is not None and not re.fullmatch(r"https?://[^/\s@]+/?", value):
             shown = re.sub(r"//[^/@]*@", "//***@", value)  # credentials in a URL are never shown
             msg = f"{shown!r}: expected an http:// or https:// URL with a host, no path and no credentials"

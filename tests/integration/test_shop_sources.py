@@ -1,0 +1,131 @@
+"""The built-in shop pipeline (lakehouse/pipelines/shop.yaml) with every source it declares.
+
+Its landing files come from the simulator, its customers from the shop's SQLite database
+(lakehouse/dev/shop_db.py) and its inventory events from a Kinesis stream
+(lakehouse/dev/shop_stream.py) on a moto server of this module with a simulated clock, so the
+windows of January 2026 receive their events, as in `lakehouse demo`. The connections come
+from the environment through the declaration's ``${VAR:-default}`` values (``SHOP_DB_URL``,
+``SHOP_STREAM``, ``SHOP_STREAM_ENDPOINT``). Several windows run through the engine
+(``run_window``) on a local warehouse: every source record lands in silver exactly once at
+its latest version or in quarantine with its reason, a soft-deleted customer leaves silver,
+and the files' datasets still promote beside them. `lakehouse run` without the database is
+one line naming the source, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from lakehouse.config import Settings
+from lakehouse.declaration import parse
+from lakehouse.dev import shop_db
+from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, start_moto_server
+from lakehouse.dev.shop import SHOP_YAML
+from lakehouse.dev.shop_stream import NOT_JSON, ShopStream
+from lakehouse.dev.simulator import simulate
+from lakehouse.engine import run_window
+from lakehouse.storage import open_store, storage_options
+from lakehouse.window import Window, window_ending_at
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+QUARTER = timedelta(minutes=15)
+WINDOWS = 3
+EVENTS = ["event_id", "product_id", "kind", "quantity", "event_time"]
+
+
+def window(k: int) -> Window:
+    return window_ending_at(START + k * QUARTER, QUARTER)
+
+
+def read(settings: Settings, layer: str, name: str) -> pl.DataFrame:
+    return pl.read_delta(settings.table_uri(layer, name), storage_options=storage_options(settings))
+
+
+@pytest.fixture(scope="module")
+def clocked() -> Iterator[MotoServer]:
+    """A moto server whose Kinesis records arrive at the time the test sets (the demo's)."""
+    with start_moto_server(simulated_clock=True) as server:
+        yield server
+
+
+@pytest.fixture
+def stream(clocked: MotoServer, monkeypatch: pytest.MonkeyPatch) -> ShopStream:
+    import boto3
+
+    name = f"shop-inventory-{uuid.uuid4().hex[:8]}"
+    for key, value in {"SHOP_STREAM": name, "SHOP_STREAM_ENDPOINT": clocked.endpoint_url, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+                       "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    kinesis: Any = boto3.session.Session().client("kinesis", endpoint_url=clocked.endpoint_url, region_name=REGION,
+                                                  aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+    return ShopStream(kinesis, name, start=START).create(shards=2)
+
+
+def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_deleted(
+    local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clocked: MotoServer, stream: ShopStream
+) -> None:
+    database = shop_db.create(tmp_path / "shop.db")
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))
+    pipeline = parse(SHOP_YAML, path="shop.yaml").pipeline("shop")
+    assert {ds.kind for ds in pipeline.datasets} == {"landing_files", "sql", "kinesis"}
+    settings = Settings()
+    landing = open_store(settings.landing_root, settings)
+    steps, runs, puts = [], [], []
+    for k in range(1, WINDOWS + 1):
+        simulate(landing, start=window(k).start, windows=1, orders_per_window=8)
+        steps.append(shop_db.step(database, window(k).start, window(k).end))
+        clocked.set_clock(window(k).start + timedelta(minutes=1))
+        puts += stream.put_window(k, bad=k == 2)  # two events put twice each window; two bad records in window 2
+        runs.append(run_window(settings, pipeline, window(k)))
+
+    customers = read(settings, "silver", "customers").sort("customer_id")
+    live = pl.DataFrame(shop_db.live_customers(database)).drop("is_deleted")
+    got = customers.select(live.columns).with_columns(pl.col("updated_at").dt.replace_time_zone(None))
+    assert got.equals(live)  # each live customer once, at its latest version
+    deleted = {key for s in steps for key in s["customers"].deleted}
+    assert len(deleted) == WINDOWS and not deleted & set(customers.get_column("customer_id"))
+    raw = read(settings, "bronze", "customers_raw")
+    assert raw.get_column("_source_position").n_unique() == raw.height  # no row read twice
+    merged = {m.table: m for m in runs[-1].merged}
+    assert merged["silver.customers"].counts is not None and merged["silver.customers"].counts.deleted == 1
+
+    # every event put once in bronze, each distinct event once in silver, the bad ones quarantined with reasons
+    events = read(settings, "bronze", "inventory_events_raw")
+    assert Counter(events.get_column("_raw").to_list()) == Counter(p.data.decode("utf-8", errors="replace") for p in puts)
+    expected = (pl.DataFrame([e for k in range(1, WINDOWS + 1) for e in stream.window(k)]).select(EVENTS)
+                .with_columns(pl.col("event_time").str.to_datetime(time_zone="UTC", time_unit="us")).sort("event_id"))
+    assert read(settings, "silver", "inventory_events").select(EVENTS).sort("event_id").equals(expected)
+    reasons = Counter(read(settings, "quarantine", "inventory_events").get_column("_reject_reason").to_list())
+    assert reasons == {"malformed: not a parseable JSON object": 1,
+                       "encoding: not valid UTF-8; missing product_id: declared nullable: false; "
+                       "missing event_time: declared nullable: false": 1}, reasons
+    assert [r.rows for r in runs[1].landed if r.table == "bronze.inventory_events_raw"] == [16]
+    assert NOT_JSON.decode() in set(read(settings, "quarantine", "inventory_events").get_column("_raw"))
+    assert read(settings, "silver", "orders").height > 0 and read(settings, "gold", "daily_sales").height > 0
+
+
+def test_run_without_the_shop_database_is_one_line_naming_the_source_and_writes_nothing(
+    local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "shop.yaml"
+    config.write_text(SHOP_YAML)
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(config))  # --config exports it: restored after the test
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "absent.db"))
+    settings = Settings()
+    simulate(open_store(settings.landing_root, settings), start=START, windows=1)
+    out = CliRunner().invoke(app, ["run", "--at", "2026-01-01T00:15:00Z", "--config", str(config)])
+    assert out.exit_code == 1, out.output
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "source shop_db unavailable (customers)" in lines[0], out.stderr
+    assert "absent.db does not exist" in lines[0]
+    assert not (Path(local_warehouse) / "bronze").exists()  # no dataset advanced, files' ones included
