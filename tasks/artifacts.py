@@ -6,6 +6,9 @@ whole cost per window when they were sent inline. :func:`later` sends one from a
 background thread, in the caller's Prefect context (so it belongs to the same flow and
 task run), while the next step computes; :func:`settled` waits for every one sent so far,
 and a flow calls it before it ends, so no artifact is lost or arrives after its run.
+Only the main thread sends in the background: a task in a worker thread (the ``threads``
+runner, or a Dask worker process, whose pending sends no flow would wait for) sends its
+artifacts itself, before the task ends, as before.
 An artifact that cannot be created is logged as a warning: a missing table in the UI is
 not a reason to fail a window whose data committed.
 """
@@ -27,6 +30,9 @@ _log = logging.getLogger("lakehouse.artifacts")
 
 def later(create: Callable[..., Any], **kwargs: Any) -> None:
     """Call ``create(**kwargs)`` (``create_table_artifact`` …) on the background thread."""
+    if threading.current_thread() is not threading.main_thread():
+        create(**kwargs)
+        return
     future = _pool.submit(contextvars.copy_context().run, create, **kwargs)
     with _lock:
         _pending.append(future)

@@ -25,3 +25,15 @@ def test_an_artifact_that_cannot_be_created_is_logged_not_raised(caplog: pytest.
     assert made == ["gate-silver-orders"]
     assert "must only contain lowercase letters" in caplog.text
     assert artifacts.settled() == 0  # nothing is waited for twice
+
+
+def test_a_task_in_a_worker_thread_sends_its_artifact_before_it_returns() -> None:
+    """A Dask worker's pending sends would be waited for by no flow: off the main thread, none are deferred."""
+    import threading
+
+    made: list[str] = []
+    worker = threading.Thread(target=lambda: (artifacts.later(lambda key: made.append(key), key="gate-gold-daily-sales"),
+                                              made.append("returned")))
+    worker.start()
+    worker.join()
+    assert made == ["gate-gold-daily-sales", "returned"]
