@@ -104,6 +104,7 @@ def _rows(outcome: Outcome) -> list[tuple[str, str]]:
                 ("  Prefect's share", _fmt(f["overhead"], "share")),
                 ("  CPU: engine alone, as a flow", f"{_fmt(f.get('engine_cpu_seconds'), 's')}, {_fmt(f.get('flow_cpu_seconds'), 's')}"),
                 ("  Prefect's share of CPU (this process)", _fmt(f.get("cpu_overhead"), "share")),
+                ("  the flow's run outside its steps (start, state, summary)", _fmt(f.get("outside_steps_seconds"), "s")),
                 ("  Prefect's imports, once per process", _fmt(f.get("prefect_import_seconds"), "s"))]
     if outcome.scenario == "files":
         return [(f"data files after {f['windows']} windows, no maintenance", ", ".join(f"{k} {v}" for k, v in f["without"].items())),
