@@ -1,8 +1,10 @@
-"""The local sibling of an ``http_api`` source: the shop's orders served over HTTP on a loopback port.
+"""The local sibling of an ``http_api`` source: the shop's orders and shipments served over HTTP on a loopback port.
 
-A threaded stdlib HTTP server holds order records (the simulator's, :func:`shop_orders`,
-or any a test publishes) and answers ``GET /<resource>`` with one page of them, in the
-order of (``updated_at``, arrival), as ``{"data": [...], "next_cursor": ...}``:
+A threaded stdlib HTTP server holds records per resource (the simulator's orders,
+:func:`shop_orders`, its shipments, :mod:`lakehouse.dev.shop_shipments`, or any a test
+publishes) and answers ``GET /<resource>`` (``/orders``, ``/shipments``; another is 404)
+with one page of them, in the order of (``updated_at``, arrival), as
+``{"data": [...], "next_cursor": ...}``:
 
 - ``limit`` records a page (default 100), by ``cursor`` (an opaque keyset cursor from the
   previous page's ``next_cursor``, null after the last page), ``page`` (from 1) or
@@ -14,7 +16,7 @@ order of (``updated_at``, arrival), as ``{"data": [...], "next_cursor": ...}``:
 Switches for the failures a client must survive: :meth:`ShopApi.fail` answers the next
 requests with a status (429 with a ``Retry-After``, 500, 401 …), :meth:`ShopApi.slow`
 answers them only after a delay. ``python -m lakehouse.dev.shop_api`` serves four
-windows of the simulator's orders until interrupted.
+windows of the simulator's orders and shipments until interrupted.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from lakehouse.dev.shop_shipments import shipments
 from lakehouse.dev.simulator import simulate
 from lakehouse.storage import LocalStore
 
@@ -82,10 +85,13 @@ class _Fault:
 class ShopApi:
     """The server: publish records, switch failures on, read its request log (see the module)."""
 
-    def __init__(self, *, token: str, host: str = "127.0.0.1", port: int = 0, default_limit: int = 100) -> None:
+    def __init__(self, *, token: str, host: str = "127.0.0.1", port: int = 0, default_limit: int = 100,
+                 resources: Iterable[str] = ("orders", "shipments")) -> None:
         self.token = token
         self.default_limit = default_limit
-        self._records: list[tuple[datetime, int, dict[str, Any]]] = []
+        self._records: dict[str, list[tuple[datetime, int, dict[str, Any]]]] = {r.strip("/"): [] for r in resources}
+        """Each resource's records (``publish`` adds one): its (updated_at, arrival, record) in serving order."""
+        self._arrived = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self.requests: list[str] = []
@@ -130,18 +136,24 @@ class ShopApi:
 
     # --- what it serves ---------------------------------------------------------------------
 
-    def publish(self, records: Iterable[dict[str, Any]]) -> None:
-        """Add records (each needs an ``updated_at``); a later one sorts after an earlier one of the same time."""
+    def publish(self, records: Iterable[dict[str, Any]], *, resource: str = "orders") -> None:
+        """Add records to ``resource`` (each needs an ``updated_at``); a later one sorts after an earlier one of the same time."""
         with self._lock:
+            held = self._records.setdefault(resource.strip("/"), [])
             for record in records:
-                self._records.append((_time(record["updated_at"]), len(self._records), dict(record)))
-            self._records.sort(key=lambda r: (r[0], r[1]))
+                held.append((_time(record["updated_at"]), self._arrived, dict(record)))
+                self._arrived += 1
+            held.sort(key=lambda r: (r[0], r[1]))
 
     @property
     def published(self) -> list[dict[str, Any]]:
-        """Every record, in the order it is served."""
+        """Every record of ``orders``, in the order it is served."""
+        return self.published_of("orders")
+
+    def published_of(self, resource: str) -> list[dict[str, Any]]:
+        """Every record of ``resource``, in the order it is served."""
         with self._lock:
-            return [r for _, _, r in self._records]
+            return [r for _, _, r in self._records.get(resource.strip("/"), [])]
 
     def fail(self, status: int, *, times: int | None = 1, retry_after: str | None = None, after: int = 0) -> None:
         """Answer ``times`` requests (null: all) with ``status`` (and ``Retry-After``), ``after`` others first.
@@ -206,13 +218,18 @@ class ShopApi:
             return self._send(handler, fault.status, {"error": f"switched to answer {fault.status}"}, headers)
         if not self._authorised(handler, query):
             return self._send(handler, 401, {"error": "a valid token is required"}, {"WWW-Authenticate": "Bearer"})
+        resource = parts.path.strip("/")
+        with self._lock:
+            served = sorted(self._records)
+        if resource not in served:
+            return self._send(handler, 404, {"error": f"no resource {resource!r} (resources: {', '.join(served)})"}, {})
         try:
-            body = self._page(query)
+            body = self._page(resource, query)
         except ValueError as exc:
             return self._send(handler, 400, {"error": str(exc)}, {})
         return self._send(handler, 200, body, {})
 
-    def _page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+    def _page(self, resource: str, query: dict[str, list[str]]) -> dict[str, Any]:
         def one(name: str) -> str | None:
             values = query.get(name)
             return values[0] if values else None
@@ -220,7 +237,7 @@ class ShopApi:
         limit = int(one("limit") or self.default_limit)
         since = one("updated_since")
         with self._lock:
-            rows = [r for r in self._records if since is None or r[0] >= _time(since)]
+            rows = [r for r in self._records[resource] if since is None or r[0] >= _time(since)]
         if (cursor := one("cursor")) is not None:
             at, seq = json.loads(base64.urlsafe_b64decode(cursor.encode()))
             rows = [r for r in rows if (r[0], r[1]) > (_time(at), seq)]
@@ -253,7 +270,7 @@ class ShopApi:
 
 
 def main() -> None:
-    """Serve four windows of the simulator's orders on ``--port`` with the token of ``$SHOP_API_TOKEN``."""
+    """Serve four windows of the simulator's orders and shipments on ``--port`` with the token of ``$SHOP_API_TOKEN``."""
     import argparse
     import os
 
@@ -265,9 +282,13 @@ def main() -> None:
     if not token:
         parser.error("set SHOP_API_TOKEN: the token clients must send")
     api = ShopApi(token=token, port=args.port)
-    for records in shop_orders(args.windows, start=datetime(2026, 1, 1, tzinfo=UTC)):
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for records in shop_orders(args.windows, start=start):
         api.publish(records)
-    print(f"serving {len(api.published)} order records at {api.url}/orders")  # noqa: T201 (a command's output)
+    for k in range(args.windows):
+        api.publish(shipments(start + k * timedelta(minutes=15)), resource="shipments")
+    print(f"serving {len(api.published)} order records at {api.url}/orders and "  # noqa: T201 (a command's output)
+          f"{len(api.published_of('shipments'))} shipment records at {api.url}/shipments")
     api.start()
     try:
         while True:

@@ -1,19 +1,23 @@
 """The built-in shop pipeline (lakehouse/pipelines/shop.yaml) with every source it declares.
 
 Its landing files come from the simulator, its customers from the shop's SQLite database
-(lakehouse/dev/shop_db.py) and its inventory events from a Kinesis stream
+(lakehouse/dev/shop_db.py), its inventory events from a Kinesis stream
 (lakehouse/dev/shop_stream.py) on a moto server of this module with a simulated clock, so the
-windows of January 2026 receive their events, as in `lakehouse demo`. The connections come
-from the environment through the declaration's ``${VAR:-default}`` values (``SHOP_DB_URL``,
-``SHOP_STREAM``, ``SHOP_STREAM_ENDPOINT``). Several windows run through the engine
-(``run_window``) on a local warehouse: every source record lands in silver exactly once at
-its latest version or in quarantine with its reason, a soft-deleted customer leaves silver,
-and the files' datasets still promote beside them. `lakehouse run` without the database is
-one line naming the source, and nothing is written.
+windows of January 2026 receive their events, as in `lakehouse demo`, and its shipments from
+the shop's HTTP API (lakehouse/dev/shop_api.py, lakehouse/dev/shop_shipments.py) on a
+loopback port. The connections come from the environment through the declaration's
+``${VAR:-default}`` values (``SHOP_DB_URL``, ``SHOP_STREAM``, ``SHOP_STREAM_ENDPOINT``,
+``SHOP_API_URL``) and the API's token by reference (``SHOP_API_TOKEN``). Several windows run
+through the engine (``run_window``) on a local warehouse: every source record lands in silver
+exactly once at its latest version or in quarantine with its reason, a soft-deleted customer
+leaves silver, and the files' datasets still promote beside them. `lakehouse run` without the
+database, or with the API unreachable or refusing the token, is one line naming the source,
+and nothing is written.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -31,6 +35,8 @@ from lakehouse.declaration import parse
 from lakehouse.dev import shop_db
 from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, start_moto_server
 from lakehouse.dev.shop import SHOP_YAML
+from lakehouse.dev.shop_api import ShopApi
+from lakehouse.dev.shop_shipments import distinct, shipments
 from lakehouse.dev.shop_stream import NOT_JSON, ShopStream
 from lakehouse.dev.simulator import simulate
 from lakehouse.engine import run_window
@@ -41,6 +47,8 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
 WINDOWS = 3
 EVENTS = ["event_id", "product_id", "kind", "quantity", "event_time"]
+SHIPMENTS = ["shipment_id", "order_id", "carrier", "status", "shipped_at", "updated_at"]
+TOKEN = "tok-3f9a-shop-api-in-the-shop-never-print"
 
 
 def window(k: int) -> Window:
@@ -71,13 +79,24 @@ def stream(clocked: MotoServer, monkeypatch: pytest.MonkeyPatch) -> ShopStream:
     return ShopStream(kinesis, name, start=START).create(shards=2)
 
 
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ShopApi]:
+    """The shop's API on a loopback port, named by the declaration's ``${SHOP_API_URL}``, its token by ``SHOP_API_TOKEN``."""
+    with ShopApi(token=TOKEN) as server:
+        monkeypatch.setenv("SHOP_API_URL", server.url)
+        monkeypatch.setenv("SHOP_API_TOKEN", TOKEN)
+        yield server
+
+
 def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_deleted(
-    local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clocked: MotoServer, stream: ShopStream
+    local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clocked: MotoServer, stream: ShopStream,
+    api: ShopApi, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     database = shop_db.create(tmp_path / "shop.db")
     monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))
     pipeline = parse(SHOP_YAML, path="shop.yaml").pipeline("shop")
-    assert {ds.kind for ds in pipeline.datasets} == {"landing_files", "sql", "kinesis"}
+    assert {ds.kind for ds in pipeline.datasets} == {"landing_files", "sql", "kinesis", "http_api"}
     settings = Settings()
     landing = open_store(settings.landing_root, settings)
     steps, runs, puts = [], [], []
@@ -86,6 +105,7 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_de
         steps.append(shop_db.step(database, window(k).start, window(k).end))
         clocked.set_clock(window(k).start + timedelta(minutes=1))
         puts += stream.put_window(k, bad=k == 2)  # two events put twice each window; two bad records in window 2
+        api.publish(shipments(window(k).start, orders_per_window=8), resource="shipments")  # one of them twice
         runs.append(run_window(settings, pipeline, window(k)))
 
     customers = read(settings, "silver", "customers").sort("customer_id")
@@ -112,6 +132,28 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_de
     assert [r.rows for r in runs[1].landed if r.table == "bronze.inventory_events_raw"] == [16]
     assert NOT_JSON.decode() in set(read(settings, "quarantine", "inventory_events").get_column("_raw"))
     assert read(settings, "silver", "orders").height > 0 and read(settings, "gold", "daily_sales").height > 0
+
+    # every shipment the API served landed once in bronze (the duplicate twice), each once in silver at its latest
+    # version (delivered after in transit), its order found in silver.orders: nothing quarantined
+    published = api.published_of("shipments")
+    assert any(r["status"] == "delivered" and any(
+        p["shipment_id"] == r["shipment_id"] and p["status"] == "in_transit" for p in published) for r in published)
+    assert len(distinct(published)) < len(published)
+    landed = read(settings, "bronze", "shipments_raw").get_column("_raw").str.json_decode().struct.unnest()
+    assert Counter(map(str, landed.select(SHIPMENTS).rows())) == Counter(str(tuple(r[c] for c in SHIPMENTS)) for r in published)
+    latest = {r["shipment_id"]: r for r in published}  # served by updated_at: the last is the latest
+    expected_shipments = (pl.DataFrame(list(latest.values())).select(SHIPMENTS)
+                          .with_columns(pl.col("shipped_at", "updated_at").str.to_datetime(time_zone="UTC", time_unit="us"))
+                          .sort("shipment_id"))
+    assert read(settings, "silver", "shipments").select(SHIPMENTS).sort("shipment_id").equals(expected_shipments)
+    assert not (Path(local_warehouse) / "quarantine" / "shipments").exists() or \
+        read(settings, "quarantine", "shipments").is_empty()
+    assert 401 not in api.answers  # the token was sent (as a bearer header)
+    out, err = capfd.readouterr()
+    assert TOKEN not in caplog.text + out + err
+    for path in Path(local_warehouse).rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
 
 
 def test_run_without_the_shop_database_is_one_line_naming_the_source_and_writes_nothing(
