@@ -226,8 +226,11 @@ def run(
 
 
 def _sources_open(settings: Any, pipeline: Any) -> None:
-    """Open every source read from a cursor before anything is read: one that cannot be opened (a
-    database file that is not there, a secret not set …) is one line and exit 1, nothing advanced."""
+    """Open (and probe) every source read from a cursor before anything is read: one that cannot be
+    opened or reached (a database file that is not there, a secret not set, an API that is down or
+    refuses the token …) is one line and exit 1, nothing advanced."""
+    from rich.markup import escape
+
     from lakehouse.errors import LakehouseError, one_line
     from lakehouse.sources.base import open_source
 
@@ -235,9 +238,13 @@ def _sources_open(settings: Any, pipeline: Any) -> None:
         if ds.kind == "landing_files":
             continue
         try:
-            open_source(ds, settings).close()
+            source = open_source(ds, settings)
+            try:
+                source.probe()
+            finally:
+                source.close()
         except LakehouseError as exc:
-            err.print(f"[red]source {ds.source} unavailable ({ds.spec.name}):[/] {one_line(str(exc))}", soft_wrap=True)
+            err.print(f"[red]source {ds.source} unavailable ({ds.spec.name}):[/] {escape(one_line(str(exc)))}", soft_wrap=True)
             raise typer.Exit(1) from None
 
 

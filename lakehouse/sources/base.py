@@ -14,7 +14,8 @@ number inside the position (``_line``, from 1) and when the source says it arriv
 (``_landed_at``). Landing files (:mod:`lakehouse.sources.files`) have the same columns.
 
 A kind of source is a subclass with ``kind`` set and three hooks (:meth:`RecordSource.start`,
-:meth:`RecordSource.cursor_from`, :meth:`RecordSource.read`), plus a factory registered
+:meth:`RecordSource.cursor_from`, :meth:`RecordSource.read`; :meth:`RecordSource.probe` and
+:meth:`RecordSource.close` where the system needs them), plus a factory registered
 with :func:`register`; its declaration model lives in :mod:`lakehouse.sources.declared`.
 Each system has a local sibling the tests use (a loopback HTTP server, SQLite, moto).
 """
@@ -98,6 +99,10 @@ class RecordSource(ABC, Generic[C]):
     def describe(self) -> str:
         """Where the records come from, for ``_source`` and logs: never a credential."""
         return self.kind
+
+    def probe(self) -> None:  # noqa: B027 (a hook: for most sources opening is the check)
+        """Reach the system once without reading from a cursor: raise what :meth:`read` would if it is
+        unreachable or refuses the credential (``lakehouse run`` calls it for every source first)."""
 
     def close(self) -> None:  # noqa: B027 (a hook: most sources hold nothing open)
         """Release connections (called once the ingest is done)."""

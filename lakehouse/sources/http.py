@@ -162,6 +162,19 @@ class HttpApiSource(base.RecordSource[HttpCursor]):
         """The endpoint's URL (``_source``): ``base_url`` carries no credential, by declaration."""
         return self.url
 
+    def probe(self) -> None:
+        """One GET of the listing's first page, asking for one record: an unreachable API (after one retry),
+        a refused credential or a body without its records raise as :meth:`read` would; nothing is landed."""
+        params = self._params(None, self._first())
+        p = self.decl.pagination
+        if p.page_size_param and p.style != "none":
+            params[p.page_size_param] = "1"
+        shown = self._shown(params)
+        url = f"{self.decl.base_url}/{shown}"
+        once = Requester(self.client, name=self.name, retries=min(self.decl.retries, 1), backoff=self.decl.backoff,
+                         max_wait=self.decl.max_wait, redact=self.redact)
+        self._items(self._body(once.get(self.url, {**params, **self.auth_params}, shown=url), url), shown)
+
     def close(self) -> None:
         """Close the connections and stop redacting the client's log records."""
         self.client.close()

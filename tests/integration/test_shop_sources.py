@@ -171,3 +171,37 @@ def test_run_without_the_shop_database_is_one_line_naming_the_source_and_writes_
     assert len(lines) == 1 and "source shop_db unavailable (customers)" in lines[0], out.stderr
     assert "absent.db does not exist" in lines[0]
     assert not (Path(local_warehouse) / "bronze").exists()  # no dataset advanced, files' ones included
+
+
+@pytest.mark.parametrize("fault", ["unreachable", "401"])
+def test_run_with_the_api_down_or_refusing_the_token_is_one_line_naming_the_source_and_writes_nothing(
+    fault: str, local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: ShopApi,
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = tmp_path / "shop.yaml"
+    config.write_text(SHOP_YAML)
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(config))
+    shop_db.create(tmp_path / "shop.db")
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database is there: the API is the fault
+    settings = Settings()
+    simulate(open_store(settings.landing_root, settings), start=START, windows=1)
+    api.publish(shipments(START, orders_per_window=8), resource="shipments")
+    if fault == "unreachable":
+        with ShopApi(token=TOKEN) as gone:
+            monkeypatch.setenv("SHOP_API_URL", gone.url)  # stopped at the end of the block: its port refuses connections
+    else:
+        monkeypatch.setenv("SHOP_API_TOKEN", "tok-wrong-7d2e-never-print")
+    out = CliRunner().invoke(app, ["run", "--at", "2026-01-01T00:15:00Z", "--config", str(config)])
+    assert out.exit_code == 1, out.output
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("source shop_api unavailable (shipments): sources.shop_api (shipments): GET http://127.0.0.1:"), out.stderr
+    if fault == "unreachable":
+        assert "/shipments?limit=1 failed 2 times; last: ConnectError" in lines[0], lines[0]
+    else:
+        assert "/shipments?limit=1 answered 401 Unauthorized (check the source's auth and its secret)" in lines[0], lines[0]
+        assert api.answers[-1] == 401  # the wrong token reached the API: the test could fail
+    assert not (Path(local_warehouse) / "bronze").exists()  # no dataset advanced, the files' and the database's included
+    captured = capfd.readouterr()
+    for text in (out.output, caplog.text, captured.out, captured.err):
+        assert TOKEN not in text and "tok-wrong-7d2e-never-print" not in text
