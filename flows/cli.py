@@ -339,7 +339,11 @@ def demo(
     windows: Annotated[int, typer.Option(min=1, help="Number of 15-minute windows to run.")] = 4,
     seed: Annotated[int, typer.Option(help="Simulator seed.")] = 7,
 ) -> None:
-    """Run N windows of the shop pipeline on an embedded moto S3 and print what each did."""
+    """Run N windows of the shop pipeline on an embedded moto S3 and print what each did.
+
+    Every source is a local sibling the demo starts: landing files in moto S3, the shop's
+    SQLite database, a Kinesis stream on the same moto server and the shop's HTTP API on a
+    loopback port; each window's data reaches them before the window runs."""
     import tempfile
     from importlib import resources
     from pathlib import Path
@@ -348,6 +352,7 @@ def demo(
     from lakehouse.config import Settings
     from lakehouse.dev import shop_db
     from lakehouse.dev.moto_server import start_moto_server
+    from lakehouse.dev.shop_shipments import shipments
     from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
@@ -360,6 +365,7 @@ def demo(
         console.print(f"moto S3 on {server.endpoint_url}, warehouse s3://{DEMO_BUCKET}/warehouse")
     os.environ["LAKEHOUSE_CONFIG"] = str(resources.files("lakehouse").joinpath("pipelines/shop.yaml"))
     scratch = tempfile.TemporaryDirectory(prefix="lakehouse-demo-")  # the shop's database, gone with the demo
+    api = None
     try:
         database = shop_db.open_or_create(Path(scratch.name) / "shop.db", seed=seed)
         os.environ["SHOP_DB_URL"] = shop_db.url(Path(scratch.name) / "shop.db")
@@ -367,6 +373,8 @@ def demo(
         os.environ["SHOP_STREAM_ENDPOINT"] = server.endpoint_url
         stream = _shop_stream(server.endpoint_url, seed=seed, start=_time(DEMO_START))
         console.print(f"inventory events on Kinesis stream {stream.stream} at {server.endpoint_url}")
+        api = _shop_api()
+        console.print(f"shop API (shipments) on {api.url}, its token in SHOP_API_TOKEN")
         declaration = _declaration(None)
         settings = Settings()
         store = open_store(settings.landing_root, settings)
@@ -378,6 +386,7 @@ def demo(
             shop_db.step_once(database, window_start, window_start + interval, seed=seed)
             server.set_clock(window_start + timedelta(minutes=1))
             stream.put_window(k + 1)
+            api.publish(shipments(window_start, interval=interval, seed=seed), resource="shipments")
             with console.status(f"window {k + 1}/{windows} (the first starts Prefect's API)"):
                 ok, result = _run_window(window_start + interval, "15m", "shop")
             if not ok:
@@ -402,8 +411,23 @@ def demo(
         ).pl())
         console.print("(per product: lakehouse query \"select * from gold.daily_sales\" against a warehouse you keep)")
     finally:
+        if api is not None:
+            api.stop()
         scratch.cleanup()
         server.stop()
+
+
+def _shop_api() -> Any:
+    """The shop's HTTP API on a free loopback port, started; ``SHOP_API_URL`` and ``SHOP_API_TOKEN`` set for the
+    runs (the token: ``$SHOP_API_TOKEN`` if set, else a new random one, never printed)."""
+    import secrets
+
+    from lakehouse.dev.shop_api import ShopApi
+
+    token = os.environ.get("SHOP_API_TOKEN") or secrets.token_urlsafe(24)
+    api = ShopApi(token=token).start()
+    os.environ["SHOP_API_URL"], os.environ["SHOP_API_TOKEN"] = api.url, token
+    return api
 
 
 def _shop_stream(endpoint: str, *, seed: int, start: Any) -> Any:
@@ -443,11 +467,16 @@ def serve(
     from deployments.stack import BUCKET, DEPLOYMENT, start, trigger, window_start
     from lakehouse.config import Settings
     from lakehouse.dev import shop_db
+    from lakehouse.dev.shop_shipments import shipments
     from lakehouse.dev.simulator import simulate as run_simulator
     from lakehouse.storage import open_store
 
     def interrupted(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
+
+    def sleep_until(moment: datetime) -> None:
+        while datetime.now(UTC) < moment:
+            time.sleep(min(5.0, max(0.1, (moment - datetime.now(UTC)).total_seconds())))
 
     def stream_window(begins: datetime) -> int:
         """The stream's window number (from 1 at DEMO_START) of the window that begins at ``begins``."""
@@ -458,11 +487,13 @@ def serve(
         Path(__file__).resolve().parents[1] / "lakehouse" / "pipelines" / "shop.yaml"
     )
     interval = _declaration(None).pipeline("shop").interval
-    stack = None
+    stack = api = None
     try:
         database_file = Path(state_dir).resolve() / "shop.db"  # kept between restarts, like the S3 snapshot
         database = shop_db.open_or_create(database_file, seed=seed)
         os.environ["SHOP_DB_URL"] = shop_db.url(database_file)  # the worker's runs inherit it
+        api = _shop_api()  # SHOP_API_URL and SHOP_API_TOKEN too
+        console.print(f"shop API (shipments) on {api.url}")
         stack = start(Path(state_dir), ui_port=ui_port, s3_port=s3_port, say=console.print)
         (Path(state_dir) / SERVE_API_FILE).write_text(stack.env["PREFECT_API_URL"])
         os.environ.update({k: stack.env[k] for k in ("LAKEHOUSE_WAREHOUSE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
@@ -477,14 +508,18 @@ def serve(
         for begins in (current - interval, current):
             shop_db.step_once(database, begins, begins + interval, seed=seed)
             stream.put_window(stream_window(begins))
+        # a window's shipments reach the API as it ends, just before its run: they follow its orders' updates,
+        # which its files bring, so a run never reads shipments whose orders are in later files (the reference check)
+        api.publish(shipments(current - interval, interval=interval, seed=seed), resource="shipments")
         trigger(stack, current)
         console.print(f"simulator: windows from {current - interval:%H:%M} UTC landed in s3://{BUCKET}; "
                       f"{DEPLOYMENT} runs every {interval} (the first now)")
         console.print(f"[bold green]Prefect UI: {stack.ui}[/]   (Ctrl-C stops the stack)")
         while True:
             following = current + interval
-            while datetime.now(UTC) < following:
-                time.sleep(min(5.0, max(0.1, (following - datetime.now(UTC)).total_seconds())))
+            sleep_until(following - timedelta(seconds=2))  # every shipment of the window is dated before its middle
+            api.publish(shipments(current, interval=interval, seed=seed), resource="shipments")
+            sleep_until(following)
             current = following
             run_simulator(store, start=current, windows=1, interval=interval, seed=seed)
             shop_db.step_once(database, current, current + interval, seed=seed)
@@ -496,6 +531,8 @@ def serve(
         (Path(state_dir) / SERVE_API_FILE).unlink(missing_ok=True)
         if stack is not None:
             stack.stop()
+        if api is not None:
+            api.stop()
     console.print("stopped")
 
 

@@ -103,6 +103,9 @@ def _record_dataset(
     if decl.prefix is not None:
         problems.add(where + ".prefix", f"a {source.kind} source has no landing prefix: name what {name} reads with resource")
         return None
+    if (wrong := source.resource_problem(decl.resource, dataset=name)) is not None:
+        problems.add(where + ".resource", wrong)
+        return None
     return Dataset(
         spec, decl.source, "", "jsonl", "none", "key", zorder, max_batch_rows=source.max_batch_rows,
         max_batch_bytes=source.max_batch_bytes, kind=source.kind, resource=decl.resource if decl.resource is not None else name, connection=source,

@@ -6,6 +6,7 @@ What it reads from a stream is tested against moto (tests/integration/test_kines
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
@@ -80,10 +81,10 @@ def test_a_dataset_names_its_stream_in_one_place(monkeypatch: pytest.MonkeyPatch
     assert isinstance(opened, KinesisSource)
     assert (opened.stream, opened.describe()) == ("shop-inventory", "kinesis:us-east-1/shop-inventory")
     opened.close()
-    both = parse(source("{kind: kinesis, stream: other}").replace(
-        "source: inventory", "source: inventory\n        resource: shop-inventory")).pipeline("stock").dataset("inventory_events")
-    with pytest.raises(ConfigError, match=r"resource 'shop-inventory' and its source's stream 'other' disagree"):
-        open_source(both, Settings())
+    with pytest.raises(ConfigError, match=r"pipelines.stock.datasets.inventory_events.resource: 'shop-inventory' and its "
+                                          r"source's stream 'other' disagree: name the stream in one place"):
+        parse(source("{kind: kinesis, stream: other}").replace(
+            "source: inventory", "source: inventory\n        resource: shop-inventory"))  # found by validate, not at run time
     with pytest.raises(ConfigError, match="plain http to a host that is not loopback"):
         open_source(parse(source("{kind: kinesis, endpoint_url: 'http://kinesis.example.com'}")).pipeline("stock")
                     .dataset("inventory_events"), Settings())
@@ -104,3 +105,53 @@ def test_the_cursor_is_json_and_back() -> None:
     assert data == {"shards": {"shardId-000000000001": "4", "shardId-000000000002": "17"},
                     "finished": ["shardId-000000000000"], "since": "2026-01-01T00:00:00+00:00"}
     assert KinesisSource(None, stream="s", region="us-east-1").cursor_from(data) == cursor  # pyright: ignore[reportArgumentType]
+
+
+
+STOCK = """
+pipelines:
+  stock:
+    sources:
+      inventory: THE_SOURCE
+      by_dataset: {kind: kinesis}
+    datasets:
+      inventory_events:
+        source: inventory
+        columns: {event_id: string, quantity: int64}
+        key: event_id
+      other_events:
+        source: by_dataset
+        resource: THE_STREAM
+        columns: {event_id: string}
+        key: event_id
+"""
+
+
+def test_lakehouse_validate_explains_a_malformed_kinesis_declaration_line_by_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    bad = tmp_path / "stock.yaml"
+    bad.write_text(STOCK.replace("THE_SOURCE", "{kind: kinesis, stream: '', start_at: earliest, max_batch_records: -5, "
+                                           "max_batch_bytes: 0, timeout: 0}").replace("THE_STREAM", "other-events"))
+    out = CliRunner().invoke(app, ["validate", "--config", str(bad)])
+    assert out.exit_code == 2, out.output
+    where = f"{bad}: pipelines.stock.sources.inventory"
+    lines = [line.strip() for line in out.stderr.splitlines()]
+    for problem in (
+        f"{where}.stream: '' is not a Kinesis stream name: 1-128 letters, digits, '_', '-' or '.'",  # stream: ${SHOP_STREAM} empty
+        f"{where}.start_at: Input should be 'trim_horizon' or 'latest'",
+        f"{where}.max_batch_records: Input should be greater than or equal to 1",
+        f"{where}.max_batch_bytes: Input should be greater than or equal to 1",
+        f"{where}.timeout: Input should be greater than 0",
+    ):
+        assert problem in lines, (problem, out.stderr)
+
+    # the source is right, a dataset's stream is not: reported at the dataset by validate, not when a run opens it
+    bad.write_text(STOCK.replace("THE_SOURCE", "{kind: kinesis}").replace("THE_STREAM", "'other events'"))
+    out = CliRunner().invoke(app, ["validate", "--config", str(bad)])
+    assert out.exit_code == 2, out.output
+    assert [line.strip() for line in out.stderr.splitlines()][1:] == [
+        f"{bad}: pipelines.stock.datasets.other_events.resource: 'other events' is not a Kinesis stream name: "
+        "1-128 letters, digits, '_', '-' or '.'"], out.stderr

@@ -117,6 +117,12 @@ class RecordSourceDecl(SourceBase):
     max_batch_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     """At most about this many bytes of record text per bronze commit."""
 
+    def resource_problem(self, resource: str | None, *, dataset: str) -> str | None:
+        """What is wrong with a dataset of this source reading ``resource`` (null: not declared, its name);
+        ``lakehouse validate`` reports it at the dataset's ``resource``. None: nothing."""
+        del resource, dataset
+        return None
+
 
 KINDS: dict[str, type[SourceBase]] = {"landing_files": LandingFilesDecl}
 """Every declarable kind by its ``kind:`` name (a new kind adds its model here)."""

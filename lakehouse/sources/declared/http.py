@@ -122,6 +122,13 @@ class HttpApiDecl(RecordSourceDecl):
     max_wait: float = Field(default=30.0, gt=0, le=600)
     """The longest wait before one retry, a ``Retry-After`` included (a longer ``Retry-After`` waits this long)."""
 
+    def resource_problem(self, resource: str | None, *, dataset: str) -> str | None:
+        """A dataset's ``resource`` is a path under ``base_url``."""
+        del dataset
+        if resource is not None and ("://" in resource or ".." in resource.split("/")):
+            return f"{resource!r} must be a path under base_url (no scheme, no ..)"
+        return None
+
     @field_validator("base_url")
     @classmethod
     def _plain_url(cls, value: str) -> str:

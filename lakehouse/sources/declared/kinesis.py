@@ -38,6 +38,16 @@ class KinesisDecl(RecordSourceDecl):
     timeout: float = Field(default=30.0, gt=0, le=600)
     """Seconds to connect and to wait for an answer, per attempt."""
 
+    def resource_problem(self, resource: str | None, *, dataset: str) -> str | None:
+        """A dataset reads one stream: its ``resource`` names a stream, and no other than the source's ``stream``."""
+        if resource is None or resource == dataset:
+            return None
+        if self.stream is not None and resource != self.stream:
+            return f"{resource!r} and its source's stream {self.stream!r} disagree: name the stream in one place"
+        if not _STREAM_NAME.fullmatch(resource):
+            return f"{resource!r} is not a Kinesis stream name: 1-128 letters, digits, '_', '-' or '.'"
+        return None
+
     @field_validator("stream")
     @classmethod
     def _stream_name(cls, value: str | None) -> str | None:

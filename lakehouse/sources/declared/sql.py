@@ -81,6 +81,14 @@ class SqlDecl(RecordSourceDecl):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
+    def resource_problem(self, resource: str | None, *, dataset: str) -> str | None:
+        """A dataset's ``resource`` is a table name."""
+        try:
+            sql_name(resource if resource is not None else dataset, "table")
+        except ValueError as exc:
+            return str(exc)
+        return None
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
