@@ -127,6 +127,10 @@ def local_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
+DEMO_API_TOKEN = "tok-demo-41c7-shop-api-never-print"
+"""The shop API's token in the session's `lakehouse demo`."""
+
+
 class Background:
     """A command in a process of its own, started once and waited for later; output to files
     (nobody reads a pipe until the test does)."""
@@ -194,6 +198,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Background]:
     folder = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_", "PREFECT_API"))}
     env["PREFECT_HOME"] = str(folder / "prefect-home")
+    env["SHOP_API_TOKEN"] = DEMO_API_TOKEN  # the demo's API requires it (else a random one): no output may hold it
+    env["COLUMNS"] = "200"  # the window tables unabridged (a pipe is 80 columns wide to rich)
     command = Background([sys.executable, "-m", "flows.cli", "demo", "--windows", "2"], env, folder)
     yield command
     command.kill()

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from flows.cli import app
-from tests.conftest import Background
+from tests.conftest import DEMO_API_TOKEN, Background
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +99,24 @@ def test_demo_runs_with_nothing_started_by_hand(demo: Background) -> None:
     assert "window 2026-01-01 00:00–00:15" in out.stdout
     assert "window 2026-01-01 00:15–00:30" in out.stdout
     assert "gold.daily_sales" in out.stdout
+    # the shop API's shipments, each window's published before it ran: every one read once, each shipment merged
+    # once at its latest version (window 2 updates the parcels window 1 shipped), none rejected
+    from datetime import UTC, datetime, timedelta
+
+    from lakehouse.dev.shop_shipments import shipments
+
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.stdout.splitlines()
+            if line.startswith("│ silver.shipments ")]
+    seen: set[str] = set()
+    for k, row in enumerate(rows):
+        published = shipments(datetime(2026, 1, 1, tzinfo=UTC) + k * timedelta(minutes=15))
+        ids = {r["shipment_id"] for r in published}
+        read, merged, duplicates, _, rejected, inserted, updated = map(int, row[1:8])
+        assert (read, merged, duplicates, rejected) == (len(published), len(ids), len(published) - len(ids), 0), row
+        assert (inserted, updated) == (len(ids - seen), len(ids & seen)), row
+        seen |= ids
+    assert len(rows) == 2 and updated > 0, rows
+    assert DEMO_API_TOKEN not in out.stdout + out.stderr
 
 
 def test_the_engine_imports_no_prefect() -> None:
