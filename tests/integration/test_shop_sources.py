@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -59,6 +60,37 @@ def read(settings: Settings, layer: str, name: str) -> pl.DataFrame:
     return pl.read_delta(settings.table_uri(layer, name), storage_options=storage_options(settings))
 
 
+def customer_rows(database: Any) -> pl.DataFrame:
+    """Every row of the shop database's customers table as it is now, soft-deleted ones included."""
+    import sqlalchemy as sa
+
+    with database.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(shop_db.customers)).mappings()]
+    return pl.DataFrame(rows).with_columns(pl.col("is_deleted").cast(pl.Boolean))
+
+
+def scd2_versions(snapshots: list[pl.DataFrame]) -> pl.DataFrame:
+    """The SCD2 versions of the customers from snapshots of their table, in DuckDB (independent of the engine).
+
+    The distinct rows of the snapshots are the records a watermark reader sees (one per
+    ``updated_at``); a record whose (deleted, name, email, segment) differs from the record
+    before it opens a version, unless it is a delete, which only closes the version before it.
+    """
+    records = pl.concat(snapshots).unique()  # noqa: F841  (read by DuckDB below)
+    return duckdb.sql("""
+        WITH marked AS (
+          SELECT *, (is_deleted, CASE WHEN NOT is_deleted THEN (name, email, segment) END)
+                    IS DISTINCT FROM lag((is_deleted, CASE WHEN NOT is_deleted THEN (name, email, segment) END))
+                    OVER (PARTITION BY customer_id ORDER BY updated_at) AS opens
+          FROM records),
+        openers AS (
+          SELECT *, lead(updated_at) OVER (PARTITION BY customer_id ORDER BY updated_at) AS valid_to
+          FROM marked WHERE opens)
+        SELECT customer_id, updated_at AS valid_from, valid_to, valid_to IS NULL AS is_current
+        FROM openers WHERE NOT is_deleted ORDER BY customer_id, valid_from
+    """).pl()
+
+
 @pytest.fixture(scope="module")
 def clocked() -> Iterator[MotoServer]:
     """A moto server whose Kinesis records arrive at the time the test sets (the demo's)."""
@@ -88,7 +120,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ShopApi]:
         yield server
 
 
-def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_deleted(
+def test_windows_of_the_whole_shop_land_every_source_record_once_and_close_the_deleted_customers(
     local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clocked: MotoServer, stream: ShopStream,
     api: ShopApi, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -99,7 +131,7 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_de
     assert {ds.kind for ds in pipeline.datasets} == {"landing_files", "sql", "kinesis", "http_api"}
     settings = Settings()
     landing = open_store(settings.landing_root, settings)
-    steps, runs, puts = [], [], []
+    steps, runs, puts, snapshots = [], [], [], []  # the rows each window's reader saw
     for k in range(1, WINDOWS + 1):
         simulate(landing, start=window(k).start, windows=1, orders_per_window=8)
         steps.append(shop_db.step(database, window(k).start, window(k).end))
@@ -107,13 +139,26 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_drop_the_de
         puts += stream.put_window(k, bad=k == 2)  # two events put twice each window; two bad records in window 2
         api.publish(shipments(window(k).start, orders_per_window=8), resource="shipments")  # one of them twice
         runs.append(run_window(settings, pipeline, window(k)))
+        snapshots.append(customer_rows(database))
 
-    customers = read(settings, "silver", "customers").sort("customer_id")
-    live = pl.DataFrame(shop_db.live_customers(database)).drop("is_deleted")
-    got = customers.select(live.columns).with_columns(pl.col("updated_at").dt.replace_time_zone(None))
-    assert got.equals(live)  # each live customer once, at its latest version
+    customers = read(settings, "silver", "customers").with_columns(
+        pl.col("updated_at", "valid_from", "valid_to").dt.replace_time_zone(None)
+    )
+    live = pl.DataFrame(shop_db.live_customers(database)).drop("is_deleted", "updated_at").sort("customer_id")
+    current = customers.filter("is_current").sort("customer_id")
+    assert current.select(live.columns).equals(live)  # each live customer's current version holds its latest values
     deleted = {key for s in steps for key in s["customers"].deleted}
-    assert len(deleted) == WINDOWS and not deleted & set(customers.get_column("customer_id"))
+    assert len(deleted) == WINDOWS and not deleted & set(current.get_column("customer_id"))
+    # a soft delete closes the current version and keeps the history; a key deleted before the reader
+    # first saw it (window 1 reads the database after the window changed it) has no version to close
+    seen = set(snapshots[0].filter(~pl.col("is_deleted")).get_column("customer_id"))
+    assert len(deleted & seen) == WINDOWS - 1 and deleted & seen <= set(customers.get_column("customer_id"))
+    # every version, as recomputed from what the database held after each window (SCD2 on name, email, segment)
+    expected = scd2_versions(snapshots)
+    got = customers.select(expected.columns).sort("customer_id", "valid_from")
+    assert got.equals(expected), (got, expected)
+    assert expected.filter(pl.col("customer_id").is_in(list(deleted & seen))).get_column("valid_to").null_count() == 0
+    assert customers.height > live.height  # tracked changes opened versions
     raw = read(settings, "bronze", "customers_raw")
     assert raw.get_column("_source_position").n_unique() == raw.height  # no row read twice
     merged = {m.table: m for m in runs[-1].merged}
