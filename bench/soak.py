@@ -1,4 +1,4 @@
-"""``python -m bench.soak --windows N``: a long soak of the shop pipeline in one process.
+"""``python -m bench.soak --windows N``: a long soak of the shop pipeline's landing files in one process.
 
 Every window runs through :func:`lakehouse.engine.run_window` in this one long-lived
 process (a worker that never restarts), against an embedded moto S3 reached through the
@@ -200,14 +200,15 @@ def compare(settings: Any, pipeline: Any, report: Report) -> None:
 
 def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, retries: int) -> Report:
     from lakehouse.config import Settings
-    from lakehouse.declaration import load
     from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, start_moto_server
     from lakehouse.dev.s3proxy import ProxyProcess
+    from lakehouse.dev.shop import shop_files
     from lakehouse.dev.simulator import simulate
     from lakehouse.storage import open_store
 
     report = Report(windows)
-    pipeline = load().pipeline("shop")
+    # the shop's landing files: its database, stream and API would need their local siblings
+    pipeline = shop_files()
     moto = start_moto_server()
     proxy = None
     try:

@@ -11,28 +11,13 @@ whole shop (tests/integration/test_shop_sources.py, the demo and serve) use the 
 
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from lakehouse.declaration import parse
-from lakehouse.dev.shop import SHOP_YAML
+from lakehouse.dev.shop import SHOP_YAML, files_only
 
-
-def files_only(text: str) -> str:
-    """``text`` (a declaration) with only its landing-files sources, their datasets and the models over them."""
-    raw: dict[str, Any] = yaml.safe_load(text)
-    for pipe in raw["pipelines"].values():
-        pipe["sources"] = {n: s for n, s in pipe["sources"].items() if s.get("kind", "landing_files") == "landing_files"}
-        dropped = {n for n, d in pipe["datasets"].items() if d["source"] not in pipe["sources"]}
-        pipe["datasets"] = {n: d for n, d in pipe["datasets"].items() if n not in dropped}
-        pipe["gold"] = {n: m for n, m in pipe.get("gold", {}).items()
-                        if not set(re.findall(r"silver\.(\w+)", m["sql"])) & dropped}
-    return yaml.safe_dump(raw, sort_keys=False)
-
+__all__ = ["PATH", "SHOP", "SHOP_FILES_YAML", "files_only"]
 
 SHOP_FILES_YAML = files_only(SHOP_YAML)
 SHOP = parse(SHOP_FILES_YAML, path="<the shop's landing files>").pipeline("shop")
