@@ -127,12 +127,16 @@ pipelines:
 """
 
 
-def test_lakehouse_validate_explains_a_malformed_kinesis_declaration_line_by_line(tmp_path: Path) -> None:
+def test_lakehouse_validate_explains_a_malformed_kinesis_declaration_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     from flows.cli import app
 
     bad = tmp_path / "stock.yaml"
+    # `--config` sets LAKEHOUSE_CONFIG in this process (for the flow): restored after the test, so later tests load theirs
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(bad))
     bad.write_text(STOCK.replace("THE_SOURCE", "{kind: kinesis, stream: '', start_at: earliest, max_batch_records: -5, "
                                            "max_batch_bytes: 0, timeout: 0}").replace("THE_STREAM", "other-events"))
     out = CliRunner().invoke(app, ["validate", "--config", str(bad)])
