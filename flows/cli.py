@@ -613,6 +613,58 @@ def server_status(state_dir: StateDir = ".lakehouse") -> None:
     console.print(url)
 
 
+report_app = typer.Typer(help="Reports read from the gold tables.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("daily-sales")
+def report_daily_sales(
+    day: Annotated[str | None, typer.Option("--date", help="The day, YYYY-MM-DD (default: the newest day of the table).")] = None,
+    table: Annotated[str, typer.Option(help="The gold table of sales per day and product.")] = "gold.daily_sales",
+    format: Annotated[Format, typer.Option("--format", help="table prints the report; json its figures.")] = Format.table,
+) -> None:
+    """The day's revenue and units, top products, categories and the change against the previous day."""
+    import json
+    from datetime import date
+
+    from lakehouse import report
+    from lakehouse.errors import ConfigError
+
+    settings = _settings()
+    name = table.removeprefix("gold.")
+    try:
+        when = date.fromisoformat(day) if day else report.latest_day(settings, name)
+        if when is None:
+            err.print(f"{table} has no rows yet")
+            raise typer.Exit(1)
+        result = report.daily_sales(settings, when, name)
+    except ValueError as exc:
+        err.print(f"[red]--date {day!r}:[/] expected YYYY-MM-DD ({exc})")
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if format is Format.json:
+        sys.stdout.write(json.dumps(report.rows(result)) + "\n")
+        return
+    if format is Format.csv:
+        err.print("the report has no CSV form: use --format json, or `lakehouse query` for the table")
+        raise typer.Exit(2)
+    console.print(f"[bold]Daily sales, {result.day:%A %d %B %Y}[/] (from {result.table})")
+    console.print(report.summary_line(result))
+    console.print(f"last {len(result.trend)} days' revenue: {report.sparkline(result.trend)}")
+    for title, lines, columns in (
+        ("Top products", result.top_products, ("product", "category", "units", "revenue", "orders")),
+        ("Categories", result.categories, ("category", "units", "revenue", "share")),
+    ):
+        out = Table(title=title, title_justify="left")
+        for c in columns:
+            out.add_column(c, justify="left" if c in ("product", "category") else "right")
+        for line in lines:
+            out.add_row(*report.cells(result, line))
+        console.print(out)
+
+
 quarantine_app = typer.Typer(help="Rows that row-level rules rejected, with their reasons.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 
