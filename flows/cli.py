@@ -13,6 +13,8 @@ Its forms are a contract that users and checks script against::
     lakehouse quarantine replay [--table T ...] [--pipeline NAME]
     lakehouse serve [--ui-port 4200] [--s3-port 5055] [--state-dir .lakehouse]
     lakehouse maintain [--table T ...] [--dry-run] [--retention-hours H] [--pipeline NAME] [--config PATH]
+    lakehouse history TABLE [--limit N] [--config PATH]
+    lakehouse rollback TABLE --to-version V [--yes] [--pipeline NAME] [--config PATH]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -746,6 +748,38 @@ def contract(
     spec = specs[name]
     strict = stage == "strict" or spec.layer == "gold"
     sys.stdout.write(build_contract(spec, dataset=f"lake/main/{spec.name}", strict=strict))
+
+
+@app.command()
+def history(
+    table: Annotated[str, typer.Argument(help="layer.table: silver.orders, gold.daily_sales, bronze.orders_raw.")],
+    limit: Annotated[int, typer.Option(min=1, help="At most this many versions, newest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """List a table's versions: operation, what each commit consumed, rows and files written (from the Delta log)."""
+    from lakehouse.history import UnknownTable
+    from lakehouse.history import history as read_history
+
+    settings = _settings()
+    try:
+        found = read_history(settings, _declaration(config), table, limit=limit)
+    except UnknownTable as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    if not found:
+        console.print(f"{table}: no versions yet")
+        return
+    out = Table(title=f"{table}: {len(found)} newest versions")
+    for name in ("version", "timestamp", "operation", "consumed", "inserted", "updated", "deleted", "files +", "files -", "note"):
+        out.add_column(name, justify="right" if name in ("version", "inserted", "updated", "deleted", "files +", "files -") else "left")
+    for c in found:
+        consumed = ", ".join(f"{up} v{v}" for up, v in c.consumed.items())
+        cells = (c.inserted, c.updated, c.deleted, c.files_added, c.files_removed)
+        out.add_row(
+            str(c.version), "" if c.timestamp is None else c.timestamp.strftime("%Y-%m-%d %H:%M:%S"), c.operation,
+            consumed, *("" if v is None else str(v) for v in cells), c.note,
+        )
+    console.print(out)
 
 
 def show(summary: Summary, out: Console | None = None) -> None:
