@@ -782,6 +782,43 @@ def history(
     console.print(out)
 
 
+@app.command()
+def rollback(
+    table: Annotated[str, typer.Argument(help="silver.<dataset> or gold.<model>.")],
+    to_version: Annotated[int, typer.Option("--to-version", help="The version to restore (see `lakehouse history`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restore a table to an earlier version as a new commit, and rewind what it consumed.
+
+    The next run reads again the upstream changes the undone commits had consumed, and gold
+    recomputes the partitions those commits touched (README: "History and rollback"). Exit 2
+    when the version is not older than the current one, not in the log, or vacuumed.
+    """
+    from lakehouse import rollback as rb
+    from lakehouse.errors import ConfigError
+
+    settings = _settings()
+    declaration = _declaration(config)
+    try:
+        chosen = rb.plan(settings, declaration, table, to_version=to_version, pipeline=pipeline)
+    except ConfigError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    for line in chosen.describe():
+        console.print(line, soft_wrap=True, markup=False)
+    if not yes and not typer.confirm("Roll back?", default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+    try:
+        version = rb.execute(settings, chosen)
+    except ConfigError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    console.print(f"[green]{chosen.table}: version {chosen.target} restored as version {version}[/]")
+
+
 def show(summary: Summary, out: Console | None = None) -> None:
     """Print what a flow returned: a window's table, a replay's lines or a maintenance table."""
     from flows.summary import BatchSummary, MaintenanceSummary, ReplaySummary
