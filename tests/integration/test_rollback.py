@@ -19,7 +19,9 @@ from tests.integration.helpers import contents, read, run, versions
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-COMPARED = ("silver.orders", "silver.order_items", "silver.products", "gold.daily_sales")
+COMPARED = (
+    "silver.orders", "silver.order_items", "silver.products", "gold.daily_sales", "quarantine.orders", "quarantine.order_items",
+)
 
 
 def _silver_orders() -> DeltaTable:
@@ -62,6 +64,27 @@ def test_rolling_silver_back_one_version_then_the_next_window_equals_a_run_witho
         assert_frame_equal(after[name], reference[name], check_row_order=True)
     gold_after = history(settings, declaration, "gold.daily_sales", limit=1)[0]
     assert gold_after.consumed["silver.orders"] == _silver_orders().version()
+
+
+def test_rolling_gold_back_rewinds_its_inputs_and_a_rerun_recomputes_it(in_order: InOrder, monkeypatch) -> None:
+    in_order.use(3, monkeypatch)
+    reference = read("gold", "daily_sales")
+    in_order.clone(3, monkeypatch, landed=3)
+    settings, declaration = Settings(), load()
+    newest, previous = history(settings, declaration, "gold.daily_sales", limit=2)
+    assert newest.consumed != previous.consumed  # window 3 consumed later silver versions
+
+    result = CliRunner().invoke(app, ["rollback", "gold.daily_sales", "--to-version", str(previous.version), "--yes"])
+    assert result.exit_code == 0, result.output
+    restore = history(settings, declaration, "gold.daily_sales", limit=1)[0]
+    assert restore.operation == "RESTORE" and restore.consumed == previous.consumed
+    assert_frame_equal(read("gold", "daily_sales"), read_at(settings.table_uri("gold", "daily_sales"), previous.version))
+    assert read("gold", "daily_sales").height != reference.height or not read("gold", "daily_sales").equals(reference)
+
+    state = run(3)  # bronze and silver have nothing new; gold reads silver's changes since what it consumed at that version
+    assert state.is_completed(), state.message
+    assert_frame_equal(read("gold", "daily_sales"), reference)
+    assert history(settings, declaration, "gold.daily_sales", limit=1)[0].consumed == newest.consumed
 
 
 def read_at(uri: str, version: int):  # type: ignore[no-untyped-def]
