@@ -771,9 +771,10 @@ def history(
         return
     out = Table(title=f"{table}: {len(found)} newest versions")
     for name in ("version", "timestamp", "operation", "consumed", "inserted", "updated", "deleted", "files +", "files -", "note"):
-        out.add_column(name, justify="right" if name in ("version", "inserted", "updated", "deleted", "files +", "files -") else "left")
+        numeric = name in ("version", "inserted", "updated", "deleted", "files +", "files -")
+        out.add_column(name, justify="right" if numeric else "left", no_wrap=name != "note", min_width=20 if name == "note" else None)
     for c in found:
-        consumed = ", ".join(f"{up} v{v}" for up, v in c.consumed.items())
+        consumed = "\n".join(f"{up} v{v}" for up, v in c.consumed.items())
         cells = (c.inserted, c.updated, c.deleted, c.files_added, c.files_removed)
         out.add_row(
             str(c.version), "" if c.timestamp is None else c.timestamp.strftime("%Y-%m-%d %H:%M:%S"), c.operation,

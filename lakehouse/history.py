@@ -108,7 +108,7 @@ def _note(entry: Mapping[str, Any]) -> str:
     touched = entry.get(f"{METADATA_PREFIX}touched")
     if touched is not None:
         parts = json.loads(touched) if isinstance(touched, str) else touched
-        notes.append(f"{len(parts)} partitions recomputed")
+        notes.append(f"{len(parts)} partition{'' if len(parts) == 1 else 's'} recomputed")
     for key in ("rejected", "duplicates"):
         value = entry.get(f"{METADATA_PREFIX}{key}")
         if value not in (None, "0", 0):

@@ -56,7 +56,7 @@ def test_history_lists_each_windows_commit_with_what_it_consumed_and_its_counts(
     assert len(overwrites) == WINDOWS
     for commit in overwrites:
         assert commit.consumed == {"silver.order_items": _at(items, commit), "silver.orders": _at(silver, commit)}
-        assert "partitions recomputed" in commit.note and commit.inserted
+        assert "recomputed" in commit.note and commit.inserted
 
     monkeypatch.setattr(cli.console, "width", 200)  # one line per version
     result = CliRunner().invoke(app, ["history", "silver.orders", "--limit", "2"])
