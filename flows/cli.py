@@ -757,12 +757,14 @@ def history(
     config: ConfigOption = None,
 ) -> None:
     """List a table's versions: operation, what each commit consumed, rows and files written (from the Delta log)."""
-    from lakehouse.history import UnknownTable
+    from lakehouse.history import UnknownTable, resolve
     from lakehouse.history import history as read_history
 
     settings = _settings()
+    declaration = _declaration(config)
     try:
-        found = read_history(settings, _declaration(config), table, limit=limit)
+        table = ".".join(resolve(declaration, table))  # bronze.orders: the dataset's bronze.orders_raw
+        found = read_history(settings, declaration, table, limit=limit)
     except UnknownTable as exc:
         err.print(str(exc), soft_wrap=True, markup=False)
         raise typer.Exit(2) from exc
