@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from lakehouse import rebuild as recovery
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
 from lakehouse.quality import GateResult, blocking_error
@@ -29,7 +30,7 @@ from lakehouse.window import Window
 class WindowRun:
     """What one window did, layer by layer."""
 
-    window: Window
+    window: Window | None
     landed: list[bronze.BronzeResult] = field(default_factory=list)
     merged: list[silver.SilverResult] = field(default_factory=list)
     refreshed: list[gold.GoldResult] = field(default_factory=list)
@@ -58,25 +59,66 @@ def run_window(settings: Settings, pipeline: Pipeline, window: Window) -> Window
     landing = open_store(settings.landing_root, settings)
     with run.step("bronze"):
         run.landed = [bronze.ingest(settings, ds, window, landing=landing) for ds in pipeline.datasets]
-    while True:
-        prepared: dict[str, silver.SilverBatch] = {}
-        with run.step("silver_prepare"):
-            for ds in pipeline.datasets:
-                upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
-                batch = silver.prepare(settings, ds, upstream, now=window.end)
-                if batch is not None:
-                    quality.record(settings, batch.gate, window=window, run_id=None, consumed=batch.consumed)
-                    prepared[ds.spec.name] = batch
-        _raise_if_blocked([b.gate for b in prepared.values()])
-        with run.step("silver_commit"):
-            run.merged += [silver.commit(settings, b) for b in prepared.values()]
-        with run.step("gold_prepare"):
-            batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
-            for b in batches:
-                for result in b.gates:
-                    quality.record(settings, result, window=window, run_id=None, consumed=b.consumed)
-        _raise_if_blocked([g for b in batches for g in b.gates])
-        with run.step("gold_commit"):
-            run.refreshed += [gold.commit(settings, b) for b in batches]
-        if not any(b.more for b in prepared.values()):
-            return run
+    while promote_round(settings, pipeline, run):
+        pass
+    return run
+
+
+def promote_round(settings: Settings, pipeline: Pipeline, run: WindowRun | RebuildRun) -> bool:
+    """One round: every silver gate, every silver merge, every gold gate, every gold overwrite.
+
+    Adds what it merged and refreshed to ``run``; returns whether bronze holds more than
+    the round consumed (a backlog larger than one batch: run another round).
+    """
+    window = run.window
+    now = window.end if window is not None else None
+    prepared: dict[str, silver.SilverBatch] = {}
+    with run.step("silver_prepare"):
+        for ds in pipeline.datasets:
+            upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
+            batch = silver.prepare(settings, ds, upstream, now=now)
+            if batch is not None:
+                quality.record(settings, batch.gate, window=window, run_id=None, consumed=batch.consumed)
+                prepared[ds.spec.name] = batch
+    _raise_if_blocked([b.gate for b in prepared.values()])
+    with run.step("silver_commit"):
+        merged = [silver.commit(settings, b) for b in prepared.values()]
+    with run.step("gold_prepare"):
+        batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
+        for b in batches:
+            for result in b.gates:
+                quality.record(settings, result, window=window, run_id=None, consumed=b.consumed)
+    _raise_if_blocked([g for b in batches for g in b.gates])
+    with run.step("gold_commit"):
+        refreshed = [gold.commit(settings, b) for b in batches]
+    run.merged += merged
+    run.refreshed += refreshed
+    if isinstance(run, RebuildRun):
+        run.rounds.append((merged, refreshed))
+    return any(b.more for b in prepared.values())
+
+
+@dataclass
+class RebuildRun(WindowRun):
+    """What a rebuild did: the tables it emptied, then its promotion rounds."""
+
+    emptied: dict[str, int] = field(default_factory=dict)
+    """Table → the version of the commit that emptied it."""
+    rounds: list[tuple[list[silver.SilverResult], list[gold.GoldResult]]] = field(default_factory=list)
+
+
+def rebuild(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> RebuildRun:
+    """Rebuild ``pipeline``'s silver, quarantine and gold tables from bronze alone (no ingestion).
+
+    Empties each table in one commit that sets its consumption back
+    (:func:`lakehouse.rebuild.reset`), then runs promotion rounds until silver has
+    re-read all of bronze, in its bounded batches. Raises
+    :class:`~lakehouse.rebuild.RebuildRefused` before changing anything when bronze cannot
+    be replayed.
+    """
+    chosen = recovery.plan(settings, pipeline, source=source)
+    run = RebuildRun(None)
+    run.emptied = recovery.reset(settings, chosen, pipeline)
+    while promote_round(settings, pipeline, run):
+        pass
+    return run

@@ -85,6 +85,8 @@ class SilverBatch:
     """What the batch was prepared for, so that a stale batch can be prepared again (None: never)."""
     upstream: Mapping[str, SilverBatch] | None = None
     now: datetime | None = None
+    since: int | None = None
+    """The bronze version silver had consumed when the batch was prepared (None: never; -1: reset by a rebuild)."""
 
     @property
     def consumed(self) -> dict[str, int]:

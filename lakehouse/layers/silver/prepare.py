@@ -134,6 +134,7 @@ def prepare(
     return SilverBatch(
         spec, start, end, valid, rejected, counts, gate, more=end < latest, unknown_fields=unknown,
         evolved=dict(evolution.added) or None, dataset=dataset, upstream=upstream, now=now,
+        since=consumed,
     )
 
 
