@@ -15,6 +15,7 @@ Its forms are a contract that users and checks script against::
     lakehouse maintain [--table T ...] [--dry-run] [--retention-hours H] [--pipeline NAME] [--config PATH]
     lakehouse history TABLE [--limit N] [--config PATH]
     lakehouse rollback TABLE --to-version V [--yes] [--pipeline NAME] [--config PATH]
+    lakehouse rebuild [--from bronze] [--yes] [--pipeline NAME] [--config PATH]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -40,7 +41,13 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from flows.summary import BatchSummary, MaintenanceSummary, ReplaySummary, Summary
+    from flows.summary import (
+        BatchSummary,
+        MaintenanceSummary,
+        RebuildSummary,
+        ReplaySummary,
+        Summary,
+    )
 
 os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -874,9 +881,57 @@ def rollback(
     console.print(f"[green]{chosen.table}: version {chosen.target} restored as version {version}[/]")
 
 
+@app.command()
+def rebuild(
+    source: Annotated[str, typer.Option("--from", help="What to rebuild from: bronze (the only one for now).")] = "bronze",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Rebuild every silver, quarantine and gold table from bronze alone, into new table versions.
+
+    Each table gets one commit that empties it and sets what it consumed back; silver then
+    re-reads all of bronze in its bounded batches and gold recomputes what they touch, as
+    the Prefect flow ``rebuild`` (README: "Rebuild (Kappa replay)"). Exit 2 when bronze cannot
+    be replayed; 1 when a gate blocked or the flow failed.
+    """
+    from lakehouse import rebuild as recovery
+    from lakehouse.errors import ConfigError
+
+    if source not in recovery.SOURCES:
+        err.print(f"--from {source}: only --from bronze is supported (bronze is the replayable log)",
+                  soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+    settings = _settings()
+    declaration = _declaration(config)
+    try:
+        chosen = declaration.pipeline(pipeline)
+        planned = recovery.plan(settings, chosen, source=source)
+    except ConfigError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    for line in planned.describe():
+        console.print(line, soft_wrap=True, markup=False)
+    if not yes and not typer.confirm("Rebuild?", default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+    from flows.rebuild import listening
+    from flows.rebuild import rebuild as rebuild_flow
+
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the round lines say it all
+    with _flow_here(), listening(lambda done: console.print(done.line, soft_wrap=True, markup=False)):
+        state = rebuild_flow(pipeline=chosen.name, source=source, return_state=True)
+    if not state.is_completed():
+        cause = state.result(raise_on_failure=False)
+        message = str(cause) if isinstance(cause, BaseException) else state.message
+        err.print(f"rebuild failed: {message}", soft_wrap=True, markup=False)
+        raise typer.Exit(2 if isinstance(cause, ConfigError) else 1)
+    show(state.result())
+
+
 def show(summary: Summary, out: Console | None = None) -> None:
     """Print what a flow returned: a window's table, a replay's lines or a maintenance table."""
-    from flows.summary import BatchSummary, MaintenanceSummary, ReplaySummary
+    from flows.summary import BatchSummary, MaintenanceSummary, RebuildSummary, ReplaySummary
 
     out = out or console
     match summary:
@@ -886,6 +941,8 @@ def show(summary: Summary, out: Console | None = None) -> None:
             _show_replay(summary, out)
         case MaintenanceSummary():
             _show_maintenance(summary, out)
+        case RebuildSummary():
+            _show_rebuild(summary, out)
         case _:
             msg = f"no terminal rendering of {type(summary).__name__}"
             raise TypeError(msg)
@@ -924,6 +981,16 @@ def _show_replay(summary: ReplaySummary, out: Console) -> None:
         out.print(f"  {t.table}: merged {t.merged} (inserted {t.inserted}, updated {t.updated}), rejected {t.rejected}")
     for g in summary.gold:
         out.print(f"  {g.table}: recomputed {len(g.partitions)} partition(s)")
+
+
+def _show_rebuild(summary: RebuildSummary, out: Console) -> None:
+    table = Table(title=f"{summary.pipeline}: rebuilt from {summary.source} in {len(summary.rounds)} round(s)")
+    for col in ("table", "emptied as version", "rows now"):
+        table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
+    for name, rows in summary.rows.items():
+        version = summary.emptied.get(name)
+        table.add_row(name, "–" if version is None else str(version), str(rows))
+    out.print(table)
 
 
 def _show_maintenance(summary: MaintenanceSummary, out: Console) -> None:

@@ -247,7 +247,7 @@ def promote(
     timing = steps if steps is not None else {}
     try:
         while True:
-            more, round_merged, round_refreshed = _promote_round(settings, chosen, window, timing)
+            more, round_merged, round_refreshed = promote_round(settings, chosen, window, timing)
             merged += round_merged
             refreshed += round_refreshed
             if not more:
@@ -256,14 +256,22 @@ def promote(
         artifacts.settled()  # the gates' tables and gold's previews, sent in the background
 
 
-def _promote_round(
-    settings: Settings, chosen: Pipeline, window: Window | None, steps: dict[str, float]
+def promote_round(
+    settings: Settings, chosen: Pipeline, window: Window | None, steps: dict[str, float],
+    until: dict[str, int] | None = None,
 ) -> tuple[bool, list, list]:
+    """One round of :func:`promote` (also the ``rebuild`` flow's step): whether bronze holds more, what it merged and refreshed.
+
+    ``until``: only these datasets, each up to that bronze version (a rebuild's replayed batch).
+    """
     began = time.perf_counter()
     prepared: dict[str, Any] = {}
     for ds in chosen.datasets:  # referenced datasets come first; the others fan out at once
-        upstream = {name: prepared[name].result() for name in ds.upstream}
-        prepared[ds.spec.name] = submit(prepare_silver, settings, ds, window, upstream)
+        if until is not None and ds.spec.name not in until:
+            continue
+        upstream = {name: prepared[name].result() for name in ds.upstream if name in prepared}
+        bound = None if until is None else until[ds.spec.name]
+        prepared[ds.spec.name] = submit(prepare_silver, settings, ds, window, upstream, bound)
     batches = [b for b in (f.result() for f in prepared.values()) if b is not None]
     raise_if_blocked([b.gate for b in batches], window=window)
     merged = [f.result() for f in [submit(commit_silver, settings, b) for b in batches]]

@@ -1,7 +1,7 @@
 """What the flows return: typed summaries of a run, and their one markdown rendering.
 
 ``micro_batch`` returns a :class:`BatchSummary`, ``backfill`` a :class:`BackfillSummary`,
-``replay_quarantine`` a :class:`ReplaySummary` and ``maintenance`` a
+``replay_quarantine`` a :class:`ReplaySummary`, ``rebuild`` a :class:`RebuildSummary` and ``maintenance`` a
 :class:`MaintenanceSummary`. They are frozen dataclasses of plain values (strings,
 numbers, lists and dicts of them), so that a flow run in this process hands them back
 as they are and a worker that persists results can pickle them. :func:`markdown` renders
@@ -201,6 +201,37 @@ class ReplaySummary(_Plain):
 
 
 @dataclass(frozen=True)
+class RebuildRound(_Plain):
+    """One promotion round of a rebuild: per silver table what it re-read, per gold model what it recomputed."""
+
+    index: int
+    tables: list[TableCounts] = field(default_factory=list)
+    gold: list[GoldChange] = field(default_factory=list)
+    bronze: dict[str, int] = field(default_factory=dict)
+    """Silver table → the bronze version it has re-read up to after the round."""
+
+    @property
+    def line(self) -> str:
+        """``round 2: silver.orders read 71 merged 70 rejected 1 (bronze v3); …; gold.daily_sales 4 partitions``."""
+        parts = [f"{t.table} read {t.read} merged {t.merged} rejected {t.rejected}"
+                 + (f" (bronze v{self.bronze[t.table]})" if t.table in self.bronze else "") for t in self.tables]
+        parts += [f"{g.table} {len(g.partitions)} partition(s)" for g in self.gold]
+        return f"round {self.index}: " + ("; ".join(parts) or "nothing left")
+
+
+@dataclass(frozen=True)
+class RebuildSummary(_Plain):
+    """A rebuild from bronze: the tables emptied (table → the version of its emptying commit), then its rounds."""
+
+    pipeline: str
+    source: str
+    emptied: dict[str, int] = field(default_factory=dict)
+    rounds: list[RebuildRound] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    """Per silver, quarantine and gold table, its rows after the rebuild (from the log's file statistics)."""
+
+
+@dataclass(frozen=True)
 class MaintenanceRow(_Plain):
     """One table's maintenance: files and bytes before and after, files rewritten and vacuumed."""
 
@@ -246,7 +277,7 @@ class MaintenanceSummary(_Plain):
         )
 
 
-Summary = BatchSummary | BackfillSummary | ReplaySummary | MaintenanceSummary
+Summary = BatchSummary | BackfillSummary | ReplaySummary | MaintenanceSummary | RebuildSummary
 
 
 def window_line(summary: BatchSummary) -> str:
@@ -272,6 +303,8 @@ def markdown(summary: Summary) -> str:
             return _replay(summary)
         case MaintenanceSummary():
             return _maintenance(summary)
+        case RebuildSummary():
+            return _rebuild(summary)
     msg = f"not a summary: {type(summary).__name__}"
     raise TypeError(msg)
 
@@ -335,6 +368,16 @@ def _replay(s: ReplaySummary) -> str:
                      f"+ duplicates {t.duplicates} + conflicts {t.conflicts} (inserted {t.inserted}, updated {t.updated})")
     for g in s.gold:
         lines.append(f"\n{g.table}: recomputed {len(g.partitions)} partitions, {g.rows} rows")
+    return "\n".join(lines)
+
+
+def _rebuild(s: RebuildSummary) -> str:
+    lines = [f"# {s.pipeline}: rebuild from {s.source}", "",
+             f"{len(s.emptied)} tables emptied (one commit each), then {len(s.rounds)} promotion rounds.", "",
+             "| table | emptied as version | rows now |", "| --- | ---: | ---: |"]
+    lines += [f"| {t} | {v} | {s.rows.get(t, 0)} |" for t, v in s.emptied.items()]
+    lines += [f"| {t} | – | {n} |" for t, n in s.rows.items() if t not in s.emptied]
+    lines += ["", *(f"- {r.line}" for r in s.rounds)]
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ Every gate's checks are recorded in ``quality.scan_results`` as the flow records
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -64,19 +64,24 @@ def run_window(settings: Settings, pipeline: Pipeline, window: Window) -> Window
     return run
 
 
-def promote_round(settings: Settings, pipeline: Pipeline, run: WindowRun | RebuildRun) -> bool:
+def promote_round(
+    settings: Settings, pipeline: Pipeline, run: WindowRun | RebuildRun, *, until: Mapping[str, int] | None = None
+) -> bool:
     """One round: every silver gate, every silver merge, every gold gate, every gold overwrite.
 
     Adds what it merged and refreshed to ``run``; returns whether bronze holds more than
-    the round consumed (a backlog larger than one batch: run another round).
+    the round consumed (a backlog larger than one batch: run another round). ``until``:
+    only these datasets, each up to that bronze version (a rebuild's replayed batch).
     """
     window = run.window
     now = window.end if window is not None else None
     prepared: dict[str, silver.SilverBatch] = {}
     with run.step("silver_prepare"):
         for ds in pipeline.datasets:
+            if until is not None and ds.spec.name not in until:
+                continue
             upstream = {n: prepared[n] for n in ds.upstream if n in prepared}
-            batch = silver.prepare(settings, ds, upstream, now=now)
+            batch = silver.prepare(settings, ds, upstream, now=now, until=None if until is None else until[ds.spec.name])
             if batch is not None:
                 quality.record(settings, batch.gate, window=window, run_id=None, consumed=batch.consumed)
                 prepared[ds.spec.name] = batch
@@ -111,14 +116,17 @@ def rebuild(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -
     """Rebuild ``pipeline``'s silver, quarantine and gold tables from bronze alone (no ingestion).
 
     Empties each table in one commit that sets its consumption back
-    (:func:`lakehouse.rebuild.reset`), then runs promotion rounds until silver has
-    re-read all of bronze, in its bounded batches. Raises
+    (:func:`lakehouse.rebuild.reset`), then runs promotion rounds: first the original
+    rounds' batches again (:attr:`lakehouse.rebuild.Plan.schedule`), then bounded batches
+    until silver has re-read all of bronze. Raises
     :class:`~lakehouse.rebuild.RebuildRefused` before changing anything when bronze cannot
     be replayed.
     """
     chosen = recovery.plan(settings, pipeline, source=source)
     run = RebuildRun(None)
     run.emptied = recovery.reset(settings, chosen, pipeline)
+    for batch in chosen.schedule:
+        promote_round(settings, pipeline, run, until=batch)
     while promote_round(settings, pipeline, run):
         pass
     return run

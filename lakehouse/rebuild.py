@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.commit import commit_properties, gold_app, open_table, quarantine_app
+from lakehouse.commit import (
+    METADATA_PREFIX,
+    commit_properties,
+    gold_app,
+    open_table,
+    quarantine_app,
+)
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.layers.bronze import bronze_name
@@ -70,6 +76,9 @@ class Plan:
     gold: list[Reset]
     bronze: dict[str, int] = field(default_factory=dict)
     """Bronze table (``bronze.orders_raw``) → its current version: what silver re-reads, 0..v."""
+    schedule: list[dict[str, int]] = field(default_factory=list)
+    """The original promotion rounds, in order: dataset → the bronze version its merge took it to
+    (from the silver tables' own commits, :func:`schedule`); replayed before any further batch."""
 
     def describe(self) -> list[str]:
         """The plan in lines a user confirms."""
@@ -82,6 +91,8 @@ class Plan:
         lines += [f"  {r.table}: empty {r.rows} rows (now v{r.version}); refilled by the same reads" for r in self.quarantine]
         lines += [f"  {r.table}: empty {r.rows} rows (now v{r.version}); recomputed for every partition the "
                   "re-inserted rows touch" for r in self.gold]
+        lines.append(f"  silver re-reads bronze in the {len(self.schedule)} batches of its original rounds, "
+                     "then in bounded batches until none is left")
         return lines
 
 
@@ -109,6 +120,38 @@ def _check_bronze(qualified: str, table: DeltaTable) -> None:
         raise RebuildRefused(msg)
 
 
+BRONZE_TO = f"{METADATA_PREFIX}bronze_to"
+"""A silver merge's commit metadata: the bronze version it took the table to."""
+
+
+def schedule(tables: Mapping[str, DeltaTable], order: list[str]) -> list[dict[str, int]]:
+    """The original promotion rounds of the silver ``tables`` (dataset → table), from their logs.
+
+    Why: a row-level ``reference`` check depends on what the referenced table held when the
+    batch was promoted (an order line whose product arrived a window later was quarantined),
+    so a rebuild that read all of bronze at once would let such a line through and differ
+    from the tables built incrementally. The batches are therefore replayed with their
+    original boundaries and in their original order: every merge since the table was last
+    emptied by a rebuild (its ``lakehouse.bronze_to``), all tables' merges sorted by commit
+    time, cut into rounds as a round commits them (each dataset once, in declaration order).
+    """
+    events: list[tuple[int, int, str, int]] = []
+    for name, table in tables.items():
+        for entry in table.history():  # newest first: stop at the last rebuild's emptying commit
+            if f"{METADATA_PREFIX}{REBUILD}" in entry:
+                break
+            if entry.get(BRONZE_TO) is not None:
+                events.append((int(entry["timestamp"]), order.index(name), name, int(entry[BRONZE_TO])))
+    rounds: list[dict[str, int]] = []
+    last = len(order)
+    for _, index, name, bronze_to in sorted(events):
+        if not rounds or index <= last:
+            rounds.append({})
+        rounds[-1][name] = bronze_to
+        last = index
+    return rounds
+
+
 def plan(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> Plan:
     """Check a rebuild of ``pipeline``'s silver, quarantine and gold tables from ``source`` (``bronze``).
 
@@ -121,6 +164,7 @@ def plan(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> P
         raise RebuildRefused(msg)
     options = storage_options(settings)
     silver: list[Reset] = []
+    tables: dict[str, DeltaTable] = {}
     quarantine: list[Reset] = []
     bronze_versions: dict[str, int] = {}
     for ds in pipeline.datasets:
@@ -143,6 +187,7 @@ def plan(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> P
                        f"v{bronze.version()} (replaced?); a rebuild cannot replay what it consumed")
                 raise RebuildRefused(msg)
             silver.append(Reset(spec.qualified_name, table.table_uri, table.version(), _rows(table), {qualified: consumed}))
+            tables[spec.name] = table
         rejects = open_table(settings.table_uri("quarantine", spec.name), options)
         if rejects is not None:
             app = quarantine_app(spec.name, name)
@@ -154,7 +199,8 @@ def plan(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> P
         if table is not None:
             consumed = {f"silver.{i}": table.transaction_version(gold_app(model.spec.name, i)) for i in model.inputs}
             gold.append(Reset(model.spec.qualified_name, table.table_uri, table.version(), _rows(table), consumed))
-    return Plan(pipeline.name, silver, quarantine, gold, bronze_versions)
+    order = [ds.spec.name for ds in pipeline.datasets]
+    return Plan(pipeline.name, silver, quarantine, gold, bronze_versions, schedule(tables, order))
 
 
 def _empty(settings: Settings, reset: Reset, transactions: Mapping[str, int]) -> int:
@@ -203,3 +249,16 @@ def reset(settings: Settings, chosen: Plan, pipeline: Pipeline) -> dict[str, int
             transactions[gold_app(model.spec.name, i)] = version
         done[r.table] = _empty(settings, r, transactions)
     return done
+
+
+def table_rows(settings: Settings, pipeline: Pipeline) -> dict[str, int]:
+    """Rows per existing silver, quarantine and gold table of ``pipeline`` (the log's file statistics; no data is read)."""
+    options = storage_options(settings)
+    names = [(layer, ds.spec.name) for layer in ("silver", "quarantine") for ds in pipeline.datasets]
+    names += [("gold", m.spec.name) for m in pipeline.models]
+    out: dict[str, int] = {}
+    for layer, name in names:
+        table = open_table(settings.table_uri(layer, name), options)
+        if table is not None:
+            out[f"{layer}.{name}"] = _rows(table)
+    return out

@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from lakehouse import replay, report
+from lakehouse import rebuild, replay, report
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
 from lakehouse.quality import GateResult, blocking_error
@@ -109,14 +109,15 @@ def prepare_silver(
     dataset: Dataset,
     window: Window | None = None,
     upstream: dict[str, silver.SilverBatch | None] | None = None,
+    until: int | None = None,
 ) -> silver.SilverBatch | None:
     """Read and type silver's bronze increment and run its Soda gate.
 
     ``upstream``: the batches of the datasets this one references, from the same run
-    (None where a dataset had nothing new).
+    (None where a dataset had nothing new). ``until``: bronze up to that version at most.
     """
     present = {name: b for name, b in (upstream or {}).items() if b is not None}
-    batch = silver.prepare(settings, dataset, present, now=window.end if window else None)
+    batch = silver.prepare(settings, dataset, present, now=window.end if window else None, until=until)
     if batch is not None:
         publish_gate(settings, batch.gate, window, batch.consumed)
     return batch
@@ -193,3 +194,13 @@ def replay_quarantined(settings: Settings, dataset: Dataset) -> replay.ReplayRes
         if result.still_failing else "",
     )
     return result
+
+
+@task(name="rebuild-reset", task_run_name="empty silver, quarantine and gold", timeout_seconds=600, cache_policy=NO_CACHE)
+@engine_errors
+def reset_for_rebuild(settings: Settings, chosen: rebuild.Plan, pipeline: Pipeline) -> dict[str, int]:
+    """Empty every table of the plan in one commit each, its consumption set back (not retried:
+    a reset whose acknowledgement was lost has moved the table, and the plan refuses a moved table)."""
+    emptied = rebuild.reset(settings, chosen, pipeline)
+    get_run_logger().info("emptied: %s", ", ".join(f"{t} (v{v})" for t, v in emptied.items()) or "nothing")
+    return emptied

@@ -55,13 +55,15 @@ def prepare(
     upstream: Mapping[str, SilverBatch] | None = None,
     *,
     now: datetime | None = None,
+    until: int | None = None,
 ) -> SilverBatch | None:
     """Read, type and gate what silver has not consumed of bronze; None when up to date.
 
     ``upstream`` holds the batches of the datasets this one references, prepared earlier
     in the same run; ``now`` is what ``freshness`` checks measure against (the window's
     end). Rows whose reference is unknown are quarantined; ``lakehouse quarantine replay``
-    re-submits them once the referenced rows have arrived.
+    re-submits them once the referenced rows have arrived. ``until``: read bronze up to
+    that version at most (a rebuild replays the original batches' boundaries).
     """
     spec = dataset.spec
     options = storage_options(settings)
@@ -72,9 +74,10 @@ def prepare(
     consumed = committed_version(silver, silver_app_of(spec))
     latest = bronze.version()
     start = 0 if consumed is None else consumed + 1
-    if start > latest:
+    last = latest if until is None else min(latest, until)
+    if start > last:
         return None
-    end = bounded_end(bronze, start, latest, max_rows=dataset.max_batch_rows)
+    end = bounded_end(bronze, start, last, max_rows=dataset.max_batch_rows)
 
     increment, superseded = read_increment(bronze, start, end)
     if increment.is_empty():
