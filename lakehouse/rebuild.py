@@ -17,6 +17,7 @@ the re-inserted rows touch; bronze itself is never written.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -38,7 +39,8 @@ from lakehouse.specs import Pipeline
 from lakehouse.storage import storage_options
 
 REBUILD = "rebuild"
-"""Commit metadata ``lakehouse.rebuild`` of an emptying commit: ``{"from": "bronze", "emptied": version before}``."""
+"""Commit metadata ``lakehouse.rebuild`` of an emptying commit: ``{"from": "bronze", "emptied": version before}``,
+and in a silver table's the rounds the rebuild replays (``"schedule"``, :func:`schedule`)."""
 
 NOTHING = -1
 """The bronze version a silver or quarantine table has consumed when it has consumed nothing (reads from 0)."""
@@ -131,22 +133,34 @@ def schedule(tables: Mapping[str, DeltaTable], order: list[str]) -> list[dict[st
     batch was promoted (an order line whose product arrived a window later was quarantined),
     so a rebuild that read all of bronze at once would let such a line through and differ
     from the tables built incrementally. The batches are therefore replayed with their
-    original boundaries and in their original order: every merge since the table was last
-    emptied by a rebuild (its ``lakehouse.bronze_to``), all tables' merges sorted by commit
-    time, cut into rounds as a round commits them (each dataset once, in declaration order).
+    original boundaries and in their original order: every merge's ``lakehouse.bronze_to``,
+    all tables' merges sorted by commit time, cut into rounds as a round commits them (each
+    dataset once, in declaration order). Behind a table's last emptying commit the log holds
+    the rebuild's own replay, so the rounds before it come from that commit, which carries
+    them (``lakehouse.rebuild.schedule``), and only the merges after it beyond those rounds'
+    boundaries are added: a rebuild run again, or after an interrupted one, replays the same.
     """
     events: list[tuple[int, int, str, int]] = []
+    stored: list[dict[str, int]] | None = None
     for name, table in tables.items():
         for entry in table.history():  # newest first: stop at the last rebuild's emptying commit
-            if f"{METADATA_PREFIX}{REBUILD}" in entry:
+            mark = entry.get(f"{METADATA_PREFIX}{REBUILD}")
+            if mark is not None:
+                info = json.loads(mark) if isinstance(mark, str) else mark
+                stored = stored if stored is not None else list(info.get("schedule") or [])
                 break
             if entry.get(BRONZE_TO) is not None:
                 events.append((int(entry["timestamp"]), order.index(name), name, int(entry[BRONZE_TO])))
-    rounds: list[dict[str, int]] = []
+    rounds: list[dict[str, int]] = [dict(r) for r in stored or []]
+    covered = {name: max((r[name] for r in rounds if name in r), default=-1) for name in order}
     last = len(order)
+    fresh = False
     for _, index, name, bronze_to in sorted(events):
-        if not rounds or index <= last:
+        if bronze_to <= covered[name]:
+            continue  # the rebuild's replay of a stored round
+        if not fresh or index <= last:
             rounds.append({})
+            fresh = True
         rounds[-1][name] = bronze_to
         last = index
     return rounds
@@ -203,14 +217,19 @@ def plan(settings: Settings, pipeline: Pipeline, *, source: str = "bronze") -> P
     return Plan(pipeline.name, silver, quarantine, gold, bronze_versions, schedule(tables, order))
 
 
-def _empty(settings: Settings, reset: Reset, transactions: Mapping[str, int]) -> int:
+def _empty(
+    settings: Settings, reset: Reset, transactions: Mapping[str, int], rounds: list[dict[str, int]] | None = None
+) -> int:
     """One commit that removes every row of the table and sets ``transactions``; returns its version."""
     table = DeltaTable(reset.uri, storage_options=storage_options(settings))
     if table.version() != reset.version:
         msg = (f"{reset.table} moved from version {reset.version} to {table.version()} since the plan "
                "(is a run in progress?); run the rebuild again")
         raise RebuildRefused(msg)
-    props = commit_properties(transactions, {REBUILD: {"from": "bronze", "emptied": reset.version}})
+    mark: dict[str, object] = {"from": "bronze", "emptied": reset.version}
+    if rounds is not None:
+        mark["schedule"] = rounds
+    props = commit_properties(transactions, {REBUILD: mark})
     if _rows(table) or len(table.file_uris()):
         table.delete(commit_properties=props)  # removes whole files: no data is read or rewritten
     else:  # a DELETE that removes nothing commits nothing: the transactions still have to land
@@ -231,7 +250,7 @@ def reset(settings: Settings, chosen: Plan, pipeline: Pipeline) -> dict[str, int
     done: dict[str, int] = {}
     names = {ds.spec.qualified_name: ds.spec for ds in pipeline.datasets}
     for r in chosen.silver:
-        done[r.table] = _empty(settings, r, {silver_app_of(names[r.table]): NOTHING})
+        done[r.table] = _empty(settings, r, {silver_app_of(names[r.table]): NOTHING}, chosen.schedule)
     for r in chosen.quarantine:
         spec = names[f"silver.{r.table.split('.', 1)[1]}"]
         done[r.table] = _empty(settings, r, {quarantine_app(spec.name, bronze_name(spec)): NOTHING})
