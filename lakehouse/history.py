@@ -105,6 +105,10 @@ def _note(entry: Mapping[str, Any]) -> str:
     if rollback is not None:
         undone = json.loads(rollback) if isinstance(rollback, str) else rollback
         notes.append(f"rollback from v{undone.get('from')}")
+    rebuild = entry.get(f"{METADATA_PREFIX}rebuild")
+    if rebuild is not None:
+        emptied = json.loads(rebuild) if isinstance(rebuild, str) else rebuild
+        notes.append(f"emptied for a rebuild from {emptied.get('from')} (v{emptied.get('emptied')} had the rows)")
     touched = entry.get(f"{METADATA_PREFIX}touched")
     if touched is not None:
         parts = json.loads(touched) if isinstance(touched, str) else touched

@@ -18,7 +18,8 @@ from lakehouse.commit import gold_app, silver_app
 from lakehouse.config import Settings
 from lakehouse.engine import rebuild as rebuild_all
 from lakehouse.engine import run_window
-from lakehouse.specs import Pipeline
+from lakehouse.history import history
+from lakehouse.specs import Declaration, Pipeline
 from lakehouse.storage import LocalStore
 from lakehouse.window import Window
 from tests.unit.test_gold_incremental import current, declared, rebuilt
@@ -70,6 +71,9 @@ def test_reset_empties_each_table_in_one_commit_and_silver_then_reads_bronze_fro
     gold_after = DeltaTable(settings.table_uri("gold", "daily_revenue"))
     assert gold_after.version() == gold_before.version() + 1 and gold_after.to_pyarrow_table().num_rows == 0
     assert gold_after.transaction_version(gold_app("daily_revenue", "orders")) == emptied["silver.orders"]
+    newest = history(settings, Declaration("bench", {"bench": pipeline}), "silver.orders", limit=1)[0]
+    assert newest.operation == "DELETE" and "emptied for a rebuild from bronze" in newest.note
+    assert newest.consumed == {"bronze.orders_raw": rebuild.NOTHING}
     # bronze is untouched
     for name, version in bronze_versions.items():
         assert DeltaTable(settings.table_uri("bronze", f"{name}_raw")).version() == version
