@@ -144,3 +144,13 @@ def test_a_rebuild_interrupted_after_one_round_and_run_again_replays_the_origina
     for name, frame in reference.items():
         assert_frame_equal(_tables(settings, pipeline)[name], frame)
     assert rebuild.plan(settings, pipeline).schedule == first.schedule
+
+
+def test_a_bronze_that_vacuum_has_deleted_files_from_is_refused(tmp_path: Path) -> None:
+    pipeline = declared(incremental=False)
+    settings = _built(tmp_path, pipeline, windows=2)
+    bronze = DeltaTable(settings.table_uri("bronze", "orders_raw"))
+    bronze.optimize.compact()  # as maintenance does: the small files removed (dataChange false) ...
+    assert bronze.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)  # ... then deleted
+    with pytest.raises(rebuild.RebuildRefused, match=r"bronze.orders_raw: vacuum deleted \d+ of its data files"):
+        rebuild.plan(settings, pipeline)
