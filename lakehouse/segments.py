@@ -30,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 
 from lakehouse import duck, sql
-from lakehouse.commit import open_table
+from lakehouse.commit import gold_app, open_table
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.storage import storage_options
@@ -38,6 +38,8 @@ from lakehouse.storage import storage_options
 TABLE = "customer_segments"
 SEGMENTS = ("champions", "loyal", "promising", "needs_attention", "at_risk", "hibernating")
 LOOKBACK_MONTHS = 12
+READS = frozenset({"orders", "order_items"})
+"""The silver tables the segments read: a pipeline with both has ``gold.customer_segments``."""
 
 SCHEMA = pa.schema([
     ("month", pa.date32()),
@@ -151,7 +153,7 @@ def compute(settings: Settings, month: date) -> tuple[pa.Table, dict[str, int]]:
 
 def write(settings: Settings, month: date) -> MonthSegments:
     """Compute ``month`` and replace its partition of ``gold.customer_segments`` (one commit)."""
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties, Transaction, write_deltalake
 
     rows, consumed = compute(settings, month)
     counted = pl.DataFrame({"segment": rows.column("segment")}).group_by("segment").len()  # one row per segment
@@ -165,8 +167,12 @@ def write(settings: Settings, month: date) -> MonthSegments:
     write_deltalake(
         uri, rows, mode="overwrite", partition_by=["month"], storage_options=options,
         predicate=f"month = '{month}'" if exists else None,
-        commit_properties=CommitProperties(custom_metadata={"lakehouse.segments": f"{month:%Y-%m}",
-                                                            **{k: str(v) for k, v in consumed.items()}}),
+        commit_properties=CommitProperties(
+            custom_metadata={"lakehouse.segments": f"{month:%Y-%m}", **{k: str(v) for k, v in consumed.items()}},
+            # what it read, as a gold model records it (``lakehouse history`` shows it)
+            app_transactions=[Transaction(app_id=gold_app(TABLE, k.removeprefix("silver.")), version=v)
+                              for k, v in consumed.items()],
+        ),
     )
     table = open_table(uri, options)
     return MonthSegments(month, rows.num_rows, segments, None if table is None else table.version(), consumed)
