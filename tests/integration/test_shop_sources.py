@@ -221,14 +221,14 @@ def test_run_without_the_shop_database_is_one_line_naming_the_source_and_writes_
 @pytest.mark.parametrize("fault", ["unreachable", "401"])
 def test_run_with_the_api_down_or_refusing_the_token_is_one_line_naming_the_source_and_writes_nothing(
     fault: str, local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: ShopApi,
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], stream: ShopStream,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     config = tmp_path / "shop.yaml"
     config.write_text(SHOP_YAML)
     monkeypatch.setenv("LAKEHOUSE_CONFIG", str(config))
     shop_db.create(tmp_path / "shop.db")
-    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database is there: the API is the fault
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database and the stream are there: the API is the fault
     settings = Settings()
     simulate(open_store(settings.landing_root, settings), start=START, windows=1)
     api.publish(shipments(START, orders_per_window=8), resource="shipments")
