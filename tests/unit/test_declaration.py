@@ -117,9 +117,12 @@ def test_the_shop_declaration_is_valid_and_derives_everything() -> None:
     orders_spec = pipeline.dataset("orders").spec
     assert orders_spec.keys == ("order_id",) and orders_spec.partition_by == "order_date"
     assert pipeline.dataset("order_items").spec.column("unit_price").decimal == (12, 2)
-    (daily,) = pipeline.models
+    daily, levels, alerts = pipeline.models
     assert daily.inputs == ("order_items", "orders")
     assert daily.spec.column("revenue").dtype == "decimal(18,2)"
+    assert levels.inputs == ("inventory_events", "stock_policies") and levels.touched_by_inputs
+    assert alerts.spec.keys == ("product_id", "crossed_at", "event_id")
+    assert alerts.event == "lakehouse.stock.low" and alerts.event_resource == "product_id"
 
 
 def test_load_prefers_the_named_file_then_the_environment(tmp_path, monkeypatch) -> None:
