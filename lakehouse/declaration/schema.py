@@ -8,6 +8,7 @@ builds the models from it, again whenever a kind is registered.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -124,10 +125,18 @@ EVENT_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 class EventDecl(_Model):
     """A Prefect event for each row a gold commit inserts (new by the model's key)."""
 
-    name: str = Field(pattern=EVENT_NAME)
+    name: str
     """The event's name, dotted lower-case words: ``lakehouse.stock.low``."""
     resource_name: str | None = None
     """A result column whose value names the event's resource (``prefect.resource.name``); default: the key."""
+
+    @field_validator("name")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not re.match(EVENT_NAME, value):
+            msg = f"{value!r} is not an event name: dotted lower-case words, such as lakehouse.stock.low"
+            raise ValueError(msg)
+        return value
 
 
 class ModelBase(_Model):
