@@ -175,3 +175,11 @@ def test_declared_value_policies_reach_the_spec() -> None:
     assert pipeline.dataset("orders").spec.target_file_size == 4 * 1024 * 1024
     sized = parse(variant(setter(orders, "target_file_size", 16 * 1024 * 1024))).pipeline().dataset("orders")
     assert sized.spec.target_file_size == 16 * 1024 * 1024
+
+
+def test_the_shop_files_part_drops_the_models_over_other_sources() -> None:
+    from lakehouse.dev.shop import shop_files
+
+    part = shop_files()
+    assert [m.spec.name for m in part.models] == ["daily_sales"]  # stock_levels, low_stock_alerts read the stream and database
+    assert "stock_policies" not in {d.spec.name for d in part.datasets}
