@@ -13,6 +13,8 @@ Its forms are a contract that users and checks script against::
     lakehouse quarantine replay [--table T ...] [--pipeline NAME]
     lakehouse serve [--ui-port 4200] [--s3-port 5055] [--state-dir .lakehouse]
     lakehouse maintain [--table T ...] [--dry-run] [--retention-hours H] [--pipeline NAME] [--config PATH]
+    lakehouse history TABLE [--limit N] [--config PATH]
+    lakehouse rollback TABLE --to-version V [--yes] [--pipeline NAME] [--config PATH]
 
 ``--config PATH`` (or ``LAKEHOUSE_CONFIG``) names the pipeline declaration; the default is
 ``./lakehouse.yaml`` if it exists, else the built-in shop pipeline.
@@ -613,6 +615,89 @@ def server_status(state_dir: StateDir = ".lakehouse") -> None:
     console.print(url)
 
 
+@app.command()
+def segments(
+    month: Annotated[str | None, typer.Option(help="The month, YYYY-MM (default: the month before this one).")] = None,
+) -> None:
+    """RFM segments of every customer for one month into gold.customer_segments (any past month again)."""
+    from lakehouse.segments import parse_month
+
+    if month is not None:
+        try:
+            parse_month(month)
+        except ValueError as exc:
+            err.print(f"[red]--month:[/] {exc}")
+            raise typer.Exit(2) from None
+    _settings()
+    from flows.segments import customer_segments
+
+    with _flow_here():
+        state = customer_segments(month=month, return_state=True)
+    if not state.is_completed():
+        err.print(f"[red]customer segments failed:[/] {state.message}", soft_wrap=True)
+        raise typer.Exit(1)
+    result = state.result()
+    if not result.customers:
+        console.print(f"no customer ordered in the 12 months up to {result.month:%Y-%m}: nothing written")
+        return
+    console.print(f"gold.customer_segments {result.month:%Y-%m}: {result.customers:,} customers, version {result.version} "
+                  f"(from {', '.join(f'{k} v{v}' for k, v in result.consumed.items())})")
+    for name, count in result.segments.items():
+        console.print(f"  {name:<16} {count:>8,}  {count / result.customers:6.1%}")
+
+
+report_app = typer.Typer(help="Reports read from the gold tables.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("daily-sales")
+def report_daily_sales(
+    day: Annotated[str | None, typer.Option("--date", help="The day, YYYY-MM-DD (default: the newest day of the table).")] = None,
+    table: Annotated[str, typer.Option(help="The gold table of sales per day and product.")] = "gold.daily_sales",
+    format: Annotated[Format, typer.Option("--format", help="table prints the report; json its figures.")] = Format.table,
+) -> None:
+    """The day's revenue and units, top products, categories and the change against the previous day."""
+    import json
+    from datetime import date
+
+    from lakehouse import report
+    from lakehouse.errors import ConfigError
+
+    settings = _settings()
+    name = table.removeprefix("gold.")
+    try:
+        when = date.fromisoformat(day) if day else report.latest_day(settings, name)
+        if when is None:
+            err.print(f"{table} has no rows yet")
+            raise typer.Exit(1)
+        result = report.daily_sales(settings, when, name)
+    except ValueError as exc:
+        err.print(f"[red]--date {day!r}:[/] expected YYYY-MM-DD ({exc})")
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    if format is Format.json:
+        sys.stdout.write(json.dumps(report.rows(result)) + "\n")
+        return
+    if format is Format.csv:
+        err.print("the report has no CSV form: use --format json, or `lakehouse query` for the table")
+        raise typer.Exit(2)
+    console.print(f"[bold]Daily sales, {result.day:%A %d %B %Y}[/] (from {result.table})")
+    console.print(report.summary_line(result))
+    console.print(f"last {len(result.trend)} days' revenue: {report.sparkline(result.trend)}")
+    for title, lines, columns in (
+        ("Top products", result.top_products, ("product", "category", "units", "revenue", "orders")),
+        ("Categories", result.categories, ("category", "units", "revenue", "share")),
+    ):
+        out = Table(title=title, title_justify="left")
+        for c in columns:
+            out.add_column(c, justify="left" if c in ("product", "category") else "right")
+        for line in lines:
+            out.add_row(*report.cells(result, line))
+        console.print(out)
+
+
 quarantine_app = typer.Typer(help="Rows that row-level rules rejected, with their reasons.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 
@@ -746,6 +831,78 @@ def contract(
     spec = specs[name]
     strict = stage == "strict" or spec.layer == "gold"
     sys.stdout.write(build_contract(spec, dataset=f"lake/main/{spec.name}", strict=strict))
+
+
+@app.command()
+def history(
+    table: Annotated[str, typer.Argument(help="layer.table: silver.orders, gold.daily_sales, bronze.orders_raw.")],
+    limit: Annotated[int, typer.Option(min=1, help="At most this many versions, newest first.")] = 20,
+    config: ConfigOption = None,
+) -> None:
+    """List a table's versions: operation, what each commit consumed, rows and files written (from the Delta log)."""
+    from lakehouse.history import UnknownTable, resolve
+    from lakehouse.history import history as read_history
+
+    settings = _settings()
+    declaration = _declaration(config)
+    try:
+        table = ".".join(resolve(declaration, table))  # bronze.orders: the dataset's bronze.orders_raw
+        found = read_history(settings, declaration, table, limit=limit)
+    except UnknownTable as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    if not found:
+        console.print(f"{table}: no versions yet")
+        return
+    out = Table(title=f"{table}: {len(found)} newest versions")
+    for name in ("version", "timestamp", "operation", "consumed", "inserted", "updated", "deleted", "files +", "files -", "note"):
+        numeric = name in ("version", "inserted", "updated", "deleted", "files +", "files -")
+        out.add_column(name, justify="right" if numeric else "left", no_wrap=name != "note", min_width=20 if name == "note" else None)
+    for c in found:
+        consumed = "\n".join(f"{up} v{v}" for up, v in c.consumed.items())
+        cells = (c.inserted, c.updated, c.deleted, c.files_added, c.files_removed)
+        out.add_row(
+            str(c.version), "" if c.timestamp is None else c.timestamp.strftime("%Y-%m-%d %H:%M:%S"), c.operation,
+            consumed, *("" if v is None else str(v) for v in cells), c.note,
+        )
+    console.print(out)
+
+
+@app.command()
+def rollback(
+    table: Annotated[str, typer.Argument(help="silver.<dataset> or gold.<model>.")],
+    to_version: Annotated[int, typer.Option("--to-version", help="The version to restore (see `lakehouse history`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    pipeline: Annotated[str | None, typer.Option(help="Pipeline, when the declaration has several.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Restore a table to an earlier version as a new commit, and rewind what it consumed.
+
+    The next run reads again the upstream changes the undone commits had consumed, and gold
+    recomputes the partitions those commits touched (README: "History and rollback"). Exit 2
+    when the version is not older than the current one, not in the log, or vacuumed.
+    """
+    from lakehouse import rollback as rb
+    from lakehouse.errors import ConfigError
+
+    settings = _settings()
+    declaration = _declaration(config)
+    try:
+        chosen = rb.plan(settings, declaration, table, to_version=to_version, pipeline=pipeline)
+    except ConfigError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    for line in chosen.describe():
+        console.print(line, soft_wrap=True, markup=False)
+    if not yes and not typer.confirm("Roll back?", default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
+    try:
+        version = rb.execute(settings, chosen)
+    except ConfigError as exc:
+        err.print(str(exc), soft_wrap=True, markup=False)
+        raise typer.Exit(2) from exc
+    console.print(f"[green]{chosen.table}: version {chosen.target} restored as version {version}[/]")
 
 
 def show(summary: Summary, out: Console | None = None) -> None:

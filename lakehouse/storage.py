@@ -97,7 +97,8 @@ class LocalStore(ObjectStore):
         if not base.exists():
             return []
         out = []
-        for path in base.rglob("*"):
+        # a prefix that is a whole key lists that object, as S3 does
+        for path in [base] if base.is_file() else base.rglob("*"):
             if path.is_file() and not path.name.endswith(".tmp"):
                 stat = path.stat()
                 key = path.relative_to(self._path).as_posix()

@@ -6,13 +6,16 @@ Retrying is safe: every write re-reads its table's transaction version before wr
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from lakehouse import replay
+from lakehouse import replay, report
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
 from lakehouse.pipeline import Pipeline
@@ -159,7 +162,25 @@ def commit_gold(settings: Settings, batch: gold.GoldBatch) -> gold.GoldResult:
             description=f"{result.table}: the first {len(result.preview)} of {result.rows} rows of the "
                         f"{len(result.touched)} recomputed partition(s)",
         )
+    spec = batch.model.spec
+    days = [d for d in result.touched if d is not None]
+    if spec.name == report.DAILY_SALES and report.fits(spec.column_names, spec.partition_by) and days:
+        later(_daily_sales_report, settings=settings, day=max(days))  # read after the commit, beside the next step
     return result
+
+
+def _daily_sales_report(settings: Settings, day: Any) -> None:
+    """The ``daily-sales-report`` artifact: :mod:`lakehouse.report` for the newest day recomputed.
+
+    A report that cannot be read is a warning: the window's data is committed whatever the UI shows.
+    """
+    try:
+        shown = report.daily_sales(settings, day)
+    except Exception as exc:  # noqa: BLE001 - logged, never the reason a committed window fails
+        logging.getLogger("lakehouse.report").warning("the daily sales report of %s could not be read: %s", day, exc)
+        return
+    create_markdown_artifact(key="daily-sales-report", markdown=report.markdown(shown),
+                             description=f"daily sales {day}: {report.summary_line(shown)}")
 
 
 @task(name="quarantine-replay", task_run_name="replay quarantine.{dataset.spec.name}", timeout_seconds=600, cache_policy=NO_CACHE, **RETRY)

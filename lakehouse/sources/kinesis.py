@@ -37,6 +37,7 @@ from typing import Any, Protocol, cast
 from urllib.parse import urlparse
 
 import polars as pl
+from botocore.exceptions import NoCredentialsError, PartialCredentialsError
 
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError, SourceRefused, SourceUnavailable, is_transient, one_line
@@ -151,6 +152,11 @@ class KinesisSource(RecordSource[ShardCursor]):
         """Close the client."""
         self.kinesis.close()
 
+    def probe(self) -> None:
+        """One ``ListShards`` of the stream: missing or refused credentials, a stream that does not
+        exist and an endpoint that does not answer (after botocore's retries) raise as :meth:`read` would."""
+        self._call("ListShards", self.kinesis.list_shards, StreamName=self.stream, MaxResults=1)
+
     def read(self, cursor: ShardCursor, *, limit: Limit, until: datetime) -> Iterator[Batch[ShardCursor]]:
         """Batches of every readable shard's records after ``cursor``, parents before children (module doc)."""
         shards = self._shards()
@@ -237,6 +243,10 @@ class KinesisSource(RecordSource[ShardCursor]):
         except Exception as exc:
             code = str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code") or "")
             where = f"kinesis stream {self.stream!r} in {self.region}"
+            if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+                msg = (f"{where}: {operation}: no AWS credentials found ({type(exc).__name__}): set AWS_ACCESS_KEY_ID "
+                       "and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where a role provides them")
+                raise SourceRefused(msg) from None
             if code == "ExpiredIteratorException":
                 raise _IteratorExpired from exc
             if code == "ResourceNotFoundException":

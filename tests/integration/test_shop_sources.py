@@ -273,3 +273,31 @@ def test_run_with_the_api_down_or_refusing_the_token_is_one_line_naming_the_sour
     captured = capfd.readouterr()
     for text in (out.output, caplog.text, captured.out, captured.err):
         assert TOKEN not in text and "tok-wrong-7d2e-never-print" not in text
+
+
+@pytest.mark.parametrize("fault", ["no credentials", "no stream"])
+def test_run_without_aws_credentials_or_without_the_stream_is_one_line_naming_the_source_and_writes_nothing(
+    fault: str, local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: ShopApi, stream: ShopStream,
+) -> None:
+    config = tmp_path / "shop.yaml"
+    config.write_text(SHOP_YAML)
+    monkeypatch.setenv("LAKEHOUSE_CONFIG", str(config))
+    shop_db.create(tmp_path / "shop.db")
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database and the API are there
+    settings = Settings()
+    simulate(open_store(settings.landing_root, settings), start=START, windows=1)
+    if fault == "no credentials":  # nothing botocore could find: no keys, no profile, no instance role
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    else:
+        monkeypatch.setenv("SHOP_STREAM", f"shop-absent-{uuid.uuid4().hex[:8]}")
+    out = CliRunner().invoke(app, ["run", "--at", "2026-01-01T00:15:00Z", "--config", str(config)])
+    assert out.exit_code == 1, out.output
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("source shop_stream unavailable (inventory_events): kinesis stream "), out.stderr
+    expected = "no AWS credentials found (NoCredentialsError)" if fault == "no credentials" else "the stream (or shard) does not exist"
+    assert f"ListShards: {expected}" in lines[0], lines[0]
+    assert not (Path(local_warehouse) / "bronze").exists()  # no dataset advanced, the files' included

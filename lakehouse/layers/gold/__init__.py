@@ -31,7 +31,7 @@ from lakehouse.commit import (
 from lakehouse.config import Settings
 from lakehouse.dev.faults import crash_point
 from lakehouse.errors import ConfigError, StaleBatch
-from lakehouse.layers.gold import cdf, incremental
+from lakehouse.layers.gold import cdf, incremental, restore
 from lakehouse.layers.gold.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.layers.silver.transform import business_key
 from lakehouse.pipeline import Pipeline
@@ -77,11 +77,13 @@ def _app(model: GoldModel, upstream: str) -> str:
     return gold_app(model.spec.name, upstream)
 
 
-def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: str) -> pl.DataFrame:
+def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: str, keys: list[str]) -> pl.DataFrame:
     """Silver's change data feed for versions ``start..end``: every pre- and post-image.
 
     A table partitioned by values with a space or ``%`` has its feed read from the log
     (:mod:`lakehouse.layers.gold.cdf`): delta-rs' ``load_cdf`` does not find those files.
+    A restore commit's feed (a rollback) is made row-exact by its ``keys``
+    (:mod:`lakehouse.layers.gold.restore`).
     """
     try:
         reader = table.load_cdf(starting_version=start, ending_version=end)
@@ -91,7 +93,7 @@ def _changes(table: DeltaTable, start: int, end: int, settings: Settings, uri: s
             raise
         frame = cdf.changes(table, open_store(uri, settings), start, end)
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return restore.net(frame, restore.restores(table, start, end), keys)
 
 
 def _rows(frame: pl.DataFrame) -> pa.Table:
@@ -143,7 +145,9 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
         return None
 
     changes = {
-        n: _changes(tables[n], since[n] + 1, current[n], settings, settings.table_uri("silver", n)) for n in changed
+        n: _changes(tables[n], since[n] + 1, current[n], settings, settings.table_uri("silver", n),
+                    list(pipeline.dataset(n).spec.keys))
+        for n in changed
     }
     # what a model sees of a silver table: the declared columns (and an SCD2 table's version columns)
     specs = {n: pipeline.dataset(n).spec for n in tables}
