@@ -271,7 +271,7 @@ def inserted(settings: Settings, model: GoldModel, version: int) -> pa.Table:
     empty = model.spec.arrow_schema().empty_table()
     if table is None or not keys or version < 1:
         return empty
-    feed = _changes(table, version, version, settings, uri)
+    feed = _changes(table, version, version, settings, uri, keys)
     if feed.is_empty():
         return empty
     gone = feed.filter(pl.col("_change_type").is_in(["delete", "update_preimage"])).select(keys)
