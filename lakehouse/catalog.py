@@ -9,7 +9,7 @@ from lakehouse.commit import open_table
 from lakehouse.config import Settings
 from lakehouse.duck import open_database
 from lakehouse.layers.bronze import bronze_name
-from lakehouse.specs import Declaration
+from lakehouse.pipeline import Declaration
 from lakehouse.storage import storage_options
 
 

@@ -27,7 +27,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.history import resolve, upstream_of
 from lakehouse.layers.silver.batch import silver_app_of
-from lakehouse.specs import Declaration, Pipeline
+from lakehouse.pipeline import Declaration, Pipeline
 from lakehouse.storage import ObjectStore, open_store, storage_options
 
 ROLLBACK = "rollback"
