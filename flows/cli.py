@@ -622,6 +622,37 @@ def server_status(state_dir: StateDir = ".lakehouse") -> None:
     console.print(url)
 
 
+@app.command()
+def segments(
+    month: Annotated[str | None, typer.Option(help="The month, YYYY-MM (default: the month before this one).")] = None,
+) -> None:
+    """RFM segments of every customer for one month into gold.customer_segments (any past month again)."""
+    from lakehouse.segments import parse_month
+
+    if month is not None:
+        try:
+            parse_month(month)
+        except ValueError as exc:
+            err.print(f"[red]--month:[/] {exc}")
+            raise typer.Exit(2) from None
+    _settings()
+    from flows.segments import customer_segments
+
+    with _flow_here():
+        state = customer_segments(month=month, return_state=True)
+    if not state.is_completed():
+        err.print(f"[red]customer segments failed:[/] {state.message}", soft_wrap=True)
+        raise typer.Exit(1)
+    result = state.result()
+    if not result.customers:
+        console.print(f"no customer ordered in the 12 months up to {result.month:%Y-%m}: nothing written")
+        return
+    console.print(f"gold.customer_segments {result.month:%Y-%m}: {result.customers:,} customers, version {result.version} "
+                  f"(from {', '.join(f'{k} v{v}' for k, v in result.consumed.items())})")
+    for name, count in result.segments.items():
+        console.print(f"  {name:<16} {count:>8,}  {count / result.customers:6.1%}")
+
+
 report_app = typer.Typer(help="Reports read from the gold tables.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 

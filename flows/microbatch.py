@@ -33,6 +33,7 @@ from lakehouse.layers.gold import GoldResult
 from lakehouse.layers.silver.batch import SilverResult
 from lakehouse.window import Window, parse_interval, parse_time, window_ending_at
 from tasks import artifacts
+from tasks.events import emit_gold_events
 from tasks.layers import (
     commit_gold,
     commit_silver,
@@ -283,6 +284,11 @@ def promote_round(
     raise_if_blocked([g for b in gold_batches for g in b.gates], window=window)
     crash_point("gold.prepared")
     refreshed = [f.result() for f in [submit(commit_gold, settings, b) for b in gold_batches]]
+    # a model's declared event, for each row its commit inserted (after every commit: a failed emit changes no table)
+    sent = [submit(emit_gold_events, settings, b.model, r) for b, r in zip(gold_batches, refreshed, strict=True)
+            if b.model.event is not None]
+    for f in sent:
+        f.result()
     steps["gold"] = steps.get("gold", 0.0) + time.perf_counter() - halfway
     return any(b.more for b in batches), merged, refreshed
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import duckdb
 
-from lakehouse import sql
+from lakehouse import segments, sql
 from lakehouse.commit import open_table
 from lakehouse.config import Settings
 from lakehouse.duck import open_database
 from lakehouse.layers.bronze import bronze_name
-from lakehouse.specs import Declaration
+from lakehouse.pipeline import Declaration
 from lakehouse.storage import storage_options
 
 
@@ -20,7 +20,9 @@ def table_names(declaration: Declaration) -> list[tuple[str, str]]:
         for ds in pipeline.datasets:
             names += [("bronze", bronze_name(ds.spec)), ("silver", ds.spec.name), ("quarantine", ds.spec.name)]
         names += [("gold", m.spec.name) for m in pipeline.models]
-    return names
+        if {ds.spec.name for ds in pipeline.datasets} >= segments.READS:
+            names.append(("gold", segments.TABLE))  # written by the monthly flow, not by a window
+    return list(dict.fromkeys(names))
 
 
 def connect(settings: Settings, declaration: Declaration) -> duckdb.DuckDBPyConnection:

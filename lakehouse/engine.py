@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from lakehouse import rebuild as recovery
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
+from lakehouse.pipeline import Pipeline
 from lakehouse.quality import GateResult, blocking_error
 from lakehouse.quality import scan_log as quality
-from lakehouse.specs import Pipeline
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 

@@ -24,7 +24,7 @@ from lakehouse.commit import METADATA_PREFIX, open_table
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.layers.bronze import bronze_name
-from lakehouse.specs import Declaration
+from lakehouse.pipeline import Declaration
 from lakehouse.storage import ObjectStore, open_store, storage_options
 
 

@@ -35,7 +35,7 @@ from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.layers.bronze import bronze_name
 from lakehouse.layers.silver.batch import silver_app_of
-from lakehouse.specs import Pipeline
+from lakehouse.pipeline import Pipeline
 from lakehouse.storage import storage_options
 
 REBUILD = "rebuild"

@@ -21,12 +21,13 @@ from urllib.parse import unquote
 import pyarrow as pa
 from deltalake import DeltaTable
 
+from lakehouse import segments
 from lakehouse.commit import commit_properties, committed_version, gold_app, open_table
 from lakehouse.config import Settings
 from lakehouse.errors import ConfigError
 from lakehouse.history import resolve, upstream_of
 from lakehouse.layers.silver.batch import silver_app_of
-from lakehouse.specs import Declaration, Pipeline
+from lakehouse.pipeline import Declaration, Pipeline
 from lakehouse.storage import ObjectStore, open_store, storage_options
 
 ROLLBACK = "rollback"
@@ -82,8 +83,9 @@ def _apps(pipeline: Pipeline, layer: str, name: str) -> tuple[list[str], list[tu
         spec = pipeline.dataset(name).spec
         readers = [(m.spec.qualified_name, m.spec.name, gold_app(m.spec.name, name)) for m in pipeline.models if name in m.inputs]
         return [silver_app_of(spec)], readers
-    model = next(m for m in pipeline.models if m.spec.name == name)
-    return [gold_app(name, i) for i in model.inputs], []
+    model = next((m for m in pipeline.models if m.spec.name == name), None)
+    inputs = sorted(segments.READS) if model is None else model.inputs  # else the monthly segments' table
+    return [gold_app(name, i) for i in inputs], []
 
 
 def _paths(table: DeltaTable) -> list[str]:

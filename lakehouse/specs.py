@@ -15,15 +15,12 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
-
-from lakehouse.errors import ConfigError
 
 Layer = Literal["bronze", "silver", "gold"]
 Level = Literal["fail", "warn"]
@@ -356,45 +353,9 @@ class GoldModel:
     """Columns maintenance z-orders the gold table by (``zorder:`` in the declaration)."""
     additive: Additive | None = None
     """Set by ``incremental:``: maintained from changes; otherwise touched partitions are recomputed."""
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """A pipeline ready to run: its datasets in promotion order, its gold models, its window length."""
-
-    name: str
-    interval: timedelta
-    datasets: tuple[Dataset, ...]
-    models: tuple[GoldModel, ...]
-    sources: Mapping[str, Any] = field(default_factory=dict)
-    """The declared sources by name (models of :mod:`lakehouse.sources.declared`)."""
-
-    def dataset(self, name: str) -> Dataset:
-        """The dataset ``name`` of this pipeline."""
-        for d in self.datasets:
-            if d.spec.name == name:
-                return d
-        raise KeyError(name)
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """Every pipeline of one declaration file (:func:`lakehouse.declaration.load`)."""
-
-    path: str
-    pipelines: dict[str, Pipeline]
-
-    def pipeline(self, name: str | None = None) -> Pipeline:
-        """The pipeline called ``name``; without a name, the only one."""
-        if name is None:
-            if len(self.pipelines) != 1:
-                msg = (
-                    f"{self.path} declares {len(self.pipelines)} pipelines "
-                    f"({', '.join(self.pipelines)}): choose one with --pipeline NAME"
-                )
-                raise ConfigError(msg)
-            return next(iter(self.pipelines.values()))
-        if name not in self.pipelines:
-            msg = f"{self.path}: no pipeline {name!r} (declared: {', '.join(self.pipelines)})"
-            raise ConfigError(msg)
-        return self.pipelines[name]
+    touched_by_inputs: bool = False
+    """``touched: inputs``: the partition values of the inputs' changed rows are touched too."""
+    event: str | None = None
+    """``event.name``: a Prefect event for each row a commit inserts (sent by the flow, not the engine)."""
+    event_resource: str | None = None
+    """``event.resource_name``: the result column naming the event's resource (None: the key)."""

@@ -18,9 +18,10 @@ from prefect.runtime import flow_run
 from lakehouse import rebuild, replay, report
 from lakehouse.config import Settings
 from lakehouse.layers import bronze, gold, silver
+from lakehouse.pipeline import Pipeline
 from lakehouse.quality import GateResult, blocking_error
 from lakehouse.quality import scan_log as quality
-from lakehouse.specs import Dataset, GoldModel, Pipeline
+from lakehouse.specs import Dataset, GoldModel
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 from tasks.artifacts import later

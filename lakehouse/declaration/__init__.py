@@ -22,7 +22,8 @@ from pathlib import Path
 
 from lakehouse.declaration.build import DEFAULT_FILE, parse
 from lakehouse.errors import ConfigError
-from lakehouse.specs import Dataset, Declaration, GoldModel, Pipeline
+from lakehouse.pipeline import Declaration, Pipeline
+from lakehouse.specs import Dataset, GoldModel
 
 __all__ = ["DEFAULT_FILE", "Dataset", "Declaration", "GoldModel", "Pipeline", "load", "parse"]
 

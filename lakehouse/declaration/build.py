@@ -22,7 +22,8 @@ from lakehouse.declaration.parts import check, column, tracked_columns, z_order
 from lakehouse.declaration.schema import file_model
 from lakehouse.declaration.variables import substitute
 from lakehouse.errors import ConfigError
-from lakehouse.specs import Column, Dataset, Declaration, Pipeline, TableSpec, is_identifier
+from lakehouse.pipeline import Declaration, Pipeline
+from lakehouse.specs import Column, Dataset, TableSpec, is_identifier
 
 DEFAULT_FILE = "lakehouse.yaml"
 

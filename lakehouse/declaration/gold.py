@@ -78,13 +78,25 @@ def gold_model(
     additive = None
     if decl.incremental is not None:
         additive = _additive(decl, columns, {t: datasets[t] for t in inputs}, where + ".incremental", problems)
+    if decl.touched == "inputs" and decl.incremental is not None:
+        problems.add(where + ".touched", "touched: inputs chooses the partitions to recompute; an incremental model recomputes none: leave one out")
+    elif decl.touched == "inputs":
+        lacking = [t for t in inputs if decl.partition_by not in datasets[t].spec.column_names]
+        if lacking:
+            problems.add(where + ".touched", f"touched: inputs needs the partition column {decl.partition_by!r} in every input; {', '.join('silver.' + t for t in lacking)} has none")
+    if decl.event is not None:
+        if not decl.key_columns():
+            problems.add(where + ".event", "a model with an event needs a key: an event is sent for each row new by key")
+        elif decl.event.resource_name is not None and decl.event.resource_name not in columns:
+            problems.add(where + ".event.resource_name", f"{decl.event.resource_name!r} is not a column of the model's result (columns: {', '.join(columns)})")
     if len(problems.items) > before:
         return None
     spec = TableSpec(
         name=name, layer="gold", columns=tuple(columns.values()), keys=tuple(decl.key_columns()),
         partition_by=decl.partition_by, checks=tuple(checks), description=decl.description,
     )
-    return GoldModel(spec, decl.sql, tuple(inputs), zorder, additive)
+    return GoldModel(spec, decl.sql, tuple(inputs), zorder, additive, touched_by_inputs=decl.touched == "inputs",
+                     event=decl.event and decl.event.name, event_resource=decl.event and decl.event.resource_name)
 
 
 def _additive(decl: Any, columns: dict[str, Column], inputs: dict[str, Dataset], where: str, problems: Any) -> Additive | None:

@@ -8,6 +8,7 @@ builds the models from it, again whenever a kind is registered.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
@@ -117,6 +118,27 @@ class IncrementalDecl(_Model):
     """A result column counting the rows each entity contributes (a row whose count falls to 0 is removed)."""
 
 
+EVENT_NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
+"""A Prefect event name as the lakehouse writes them: dotted lower-case words (``lakehouse.stock.low``)."""
+
+
+class EventDecl(_Model):
+    """A Prefect event for each row a gold commit inserts (new by the model's key)."""
+
+    name: str
+    """The event's name, dotted lower-case words: ``lakehouse.stock.low``."""
+    resource_name: str | None = None
+    """A result column whose value names the event's resource (``prefect.resource.name``); default: the key."""
+
+    @field_validator("name")
+    @classmethod
+    def _dotted(cls, value: str) -> str:
+        if not re.match(EVENT_NAME, value):
+            msg = f"{value!r} is not an event name: dotted lower-case words, such as lakehouse.stock.low"
+            raise ValueError(msg)
+        return value
+
+
 class ModelBase(_Model):
     """A gold model: SQL over silver tables, partitioned by a column of its result."""
 
@@ -125,6 +147,13 @@ class ModelBase(_Model):
     key: list[str] | str | None = None
     incremental: IncrementalDecl | None = None
     """Maintain the model from changes (an additive aggregate); without it, touched partitions are recomputed."""
+    touched: Literal["result", "inputs"] = "result"
+    """How the partitions a change touches are found: ``result``, those of the model's result over the
+    changed rows; ``inputs``, also the partition column's values in the changed rows of every input
+    (each input has the column): for a model whose rows depend on all of a partition's input rows
+    (a running total over a product's events), which the changed rows alone do not reproduce."""
+    event: EventDecl | None = None
+    """Emit a Prefect event for each row a commit inserts (new by key): ``{name: lakehouse.stock.low}``."""
     zorder: list[str] | str = []
     """Columns to z-order the gold table's files by (maintenance), not the partition column."""
     description: str = ""

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from lakehouse.declaration import parse
-from lakehouse.specs import Pipeline
+from lakehouse.pipeline import Pipeline
 
 
 def files_only(text: str) -> str:

@@ -1,4 +1,4 @@
-"""The shop's database, locally: customers and products in a SQLite file that changes each window.
+"""The shop's database, locally: customers, products and stock policies in a SQLite file that changes each window.
 
 The local sibling of a ``kind: sql`` source (:mod:`lakehouse.sources.sql`). :func:`create`
 makes the file with a seeded starting catalogue; :func:`step` then changes it as one window
@@ -11,11 +11,15 @@ windows give the same database::
     products           product_id (key), name, category, unit_price NUMERIC(12,2), updated_at
                        hard deletes: the row is removed ...
     products_deleted   product_id, deleted_at      ... and its key written here (a tombstone)
+    stock_policies     product_id (key), reorder_level, updated_at
+                       the stock below which a product is low, one per product of the
+                       simulator's catalogue (the ids its inventory events carry)
 
 Each window: a few customers and products are updated (every write sets ``updated_at``
 inside the window), some of them several to one same timestamp (ties the key breaks); one
 row of each is touched (a new ``updated_at``, the same values: a duplicate payload); a
-customer is soft-deleted, a product is deleted; a new customer and a new product arrive.
+customer is soft-deleted, a product is deleted; a new customer and a new product arrive;
+one product's reorder level changes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from lakehouse.dev.simulator import PRODUCTS as CATALOGUE
 
 CATEGORIES = ("books", "toys", "garden", "kitchen", "games")
 SEGMENTS = ("new", "regular", "vip")
@@ -56,6 +62,12 @@ products_deleted = sa.Table(
     "products_deleted", metadata,
     sa.Column("product_id", sa.String, nullable=False),
     sa.Column("deleted_at", sa.DateTime, nullable=False, index=True),
+)
+stock_policies = sa.Table(
+    "stock_policies", metadata,
+    sa.Column("product_id", sa.String, primary_key=True),
+    sa.Column("reorder_level", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
 )
 
 
@@ -88,6 +100,18 @@ def _price(rng: random.Random) -> Decimal:
     return Decimal(rng.randrange(199, 9999)) / 100
 
 
+def reorder_level(i: int) -> int:
+    """The starting reorder level of the catalogue's ``i``-th product (5 to 15 units)."""
+    return 5 + i * 7 % 11
+
+
+def _seed_policies(conn: sa.Connection, at: datetime) -> None:
+    conn.execute(stock_policies.insert(), [
+        {"product_id": product, "reorder_level": reorder_level(i), "updated_at": at}
+        for i, (product, _, _) in enumerate(CATALOGUE)
+    ])
+
+
 def create(path: Path, *, seed: int = 7, customers_n: int = 12, products_n: int = 10) -> sa.Engine:
     """Make the database at ``path`` with ``customers_n`` customers and ``products_n`` products."""
     engine = sa.create_engine(url(path))
@@ -105,6 +129,7 @@ def create(path: Path, *, seed: int = 7, customers_n: int = 12, products_n: int 
              "unit_price": _price(rng), "updated_at": at}
             for i in range(products_n)
         ])
+        _seed_policies(conn, at)
     return engine
 
 
@@ -153,13 +178,26 @@ def step(engine: sa.Engine, start: datetime, end: datetime, *, seed: int = 7) ->
         conn.execute(products.insert().values(product_id=new_product, name=f"Product {new_product}",
                                               category=rng.choice(CATEGORIES), unit_price=_price(rng), updated_at=when()))
         changed["products"] = Step(tuple(repriced), tuple(touched), tuple(gone), (new_product,))
+
+        # drawn last, so that the customers' and products' draws stay what they were
+        levels = list(conn.execute(sa.select(stock_policies.c.product_id).order_by(stock_policies.c.product_id)).scalars())
+        relevelled = [rng.choice(levels)] if levels else []
+        for key in relevelled:
+            conn.execute(stock_policies.update().where(stock_policies.c.product_id == key)
+                         .values(reorder_level=rng.randint(5, 25), updated_at=when()))
+        changed["stock_policies"] = Step(tuple(relevelled), (), (), ())
     return changed
 
 
 def open_or_create(path: Path, *, seed: int = 7) -> sa.Engine:
     """The database at ``path``: made by :func:`create` if the file is not there yet (``lakehouse serve`` keeps it)."""
     if path.is_file():
-        return sa.create_engine(url(path))
+        engine = sa.create_engine(url(path))
+        metadata.create_all(engine)  # a file made before a table was added (stock_policies) gains it
+        with engine.begin() as conn:
+            if conn.execute(sa.select(sa.func.count()).select_from(stock_policies)).scalar() == 0:
+                _seed_policies(conn, _naive(START))
+        return engine
     path.parent.mkdir(parents=True, exist_ok=True)
     return create(path, seed=seed)
 
@@ -178,6 +216,12 @@ def live_customers(engine: sa.Engine) -> list[dict[str, object]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(customers).where(customers.c.is_deleted.is_(False)).order_by(customers.c.customer_id))
         return [dict(r) for r in rows.mappings()]
+
+
+def policies(engine: sa.Engine) -> list[dict[str, object]]:
+    """The stock policies, by key (what silver's current versions must hold)."""
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(sa.select(stock_policies).order_by(stock_policies.c.product_id)).mappings()]
 
 
 def live_products(engine: sa.Engine) -> list[dict[str, object]]:

@@ -13,8 +13,8 @@ from lakehouse.commit import gold_app, silver_app
 from lakehouse.config import Settings
 from lakehouse.errors import CommitConflict, ConfigError
 from lakehouse.layers.bronze import bronze_name
+from lakehouse.pipeline import Pipeline
 from lakehouse.quality.scan_log import scan_results_uri
-from lakehouse.specs import Pipeline
 
 TARGET_FILE_SIZE = 100 * 1024 * 1024
 """Files are compacted to about 100 MiB: delta-rs' default when ``delta.targetFileSize`` is unset."""

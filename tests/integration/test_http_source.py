@@ -34,7 +34,7 @@ from lakehouse.dev.shop_api import ShopApi, shop_orders
 from lakehouse.engine import run_window
 from lakehouse.errors import SourceRefused, SourceUnavailable, is_transient
 from lakehouse.layers import bronze
-from lakehouse.specs import Pipeline
+from lakehouse.pipeline import Pipeline
 from lakehouse.storage import LocalStore
 from lakehouse.window import window_ending_at
 

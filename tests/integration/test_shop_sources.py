@@ -178,6 +178,29 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_close_the_d
     assert NOT_JSON.decode() in set(read(settings, "quarantine", "inventory_events").get_column("_raw"))
     assert read(settings, "silver", "orders").height > 0 and read(settings, "gold", "daily_sales").height > 0
 
+    # stock policies: each product's current version holds the database's level (one changes a window); gold's
+    # stock levels and low-stock crossings equal a recomputation in Polars from silver (the level valid at each event)
+    policies = read(settings, "silver", "stock_policies")
+    want_levels = pl.DataFrame(shop_db.policies(database)).select("product_id", "reorder_level").sort("product_id")
+    assert policies.filter("is_current").select(want_levels.columns).sort("product_id").equals(want_levels)
+    # a version per level change the reader saw after its first read (window 1 reads after window 1's change)
+    assert policies.height == want_levels.height + sum(len(s["stock_policies"].updated) for s in steps[1:])
+    moves = (read(settings, "silver", "inventory_events").sort("product_id", "event_time", "event_id")
+             .with_columns(stock=pl.col("quantity").fill_null(0).cum_sum().over("product_id"))
+             .with_columns(stock_before=pl.col("stock").shift(1).over("product_id").fill_null(0)))
+    levels = (moves.group_by("product_id").agg(pl.col("quantity").sum().alias("stock"), pl.len().cast(pl.Int64).alias("events"))
+              .join(policies.filter("is_current").select("product_id", "reorder_level"), on="product_id", how="left")
+              .sort("product_id"))
+    assert read(settings, "gold", "stock_levels").select(levels.columns).sort("product_id").equals(levels)
+    crossings = (moves.join(policies.select("product_id", "reorder_level", "valid_from", "valid_to"), on="product_id")
+                 .filter(pl.col("valid_from") <= pl.col("event_time"),
+                         pl.col("valid_to").is_null() | (pl.col("event_time") < pl.col("valid_to")),
+                         pl.col("stock_before") >= pl.col("reorder_level"), pl.col("stock") < pl.col("reorder_level"))
+                 .select("product_id", pl.col("event_time").alias("crossed_at"), "event_id", "stock", "stock_before", "reorder_level")
+                 .sort("product_id", "crossed_at", "event_id"))
+    alerts = read(settings, "gold", "low_stock_alerts").sort("product_id", "crossed_at", "event_id")
+    assert crossings.height >= 1 and alerts.select(crossings.columns).equals(crossings), (alerts, crossings)
+
     # every shipment the API served landed once in bronze (the duplicate twice), each once in silver at its latest
     # version (delivered after in transit), its order found in silver.orders: nothing quarantined
     published = api.published_of("shipments")
@@ -221,14 +244,14 @@ def test_run_without_the_shop_database_is_one_line_naming_the_source_and_writes_
 @pytest.mark.parametrize("fault", ["unreachable", "401"])
 def test_run_with_the_api_down_or_refusing_the_token_is_one_line_naming_the_source_and_writes_nothing(
     fault: str, local_warehouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, api: ShopApi,
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], stream: ShopStream,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     config = tmp_path / "shop.yaml"
     config.write_text(SHOP_YAML)
     monkeypatch.setenv("LAKEHOUSE_CONFIG", str(config))
     shop_db.create(tmp_path / "shop.db")
-    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database is there: the API is the fault
+    monkeypatch.setenv("SHOP_DB_URL", shop_db.url(tmp_path / "shop.db"))  # the database and the stream are there: the API is the fault
     settings = Settings()
     simulate(open_store(settings.landing_root, settings), start=START, windows=1)
     api.publish(shipments(START, orders_per_window=8), resource="shipments")

@@ -27,7 +27,7 @@ from lakehouse.declaration import parse
 from lakehouse.dev import shop_db
 from lakehouse.engine import run_window
 from lakehouse.layers import bronze
-from lakehouse.specs import Pipeline
+from lakehouse.pipeline import Pipeline
 from lakehouse.storage import open_store, storage_options
 from lakehouse.window import Window, window_ending_at
 

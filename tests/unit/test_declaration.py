@@ -33,6 +33,10 @@ def model(doc: dict[str, Any]) -> dict[str, Any]:
     return shop(doc)["gold"]["daily_sales"]
 
 
+def alerts(doc: dict[str, Any]) -> dict[str, Any]:
+    return shop(doc)["gold"]["low_stock_alerts"]
+
+
 def setter(get, key: str, value: Any):  # type: ignore[no-untyped-def]
     return lambda doc: get(doc).__setitem__(key, value)
 
@@ -88,6 +92,13 @@ CASES = [
     ("model partition not in result", setter(model, "partition_by", "day"), "pipelines.shop.gold.daily_sales.partition_by", "'day' is not a column of the model's result"),
     ("model result type unsupported", setter(model, "sql", "select order_date, sum(1) as n from silver.orders group by 1"), "pipelines.shop.gold.daily_sales.sql", "HUGEINT"),
     ("model named like a dataset", lambda d: shop(d)["gold"].__setitem__("orders", model(d)), "pipelines.shop.gold.orders", "also a dataset"),
+    ("event name not dotted words", setter(alerts, "event", {"name": "Stock Low"}), "pipelines.shop.gold.low_stock_alerts.event.name", "'Stock Low' is not an event name: dotted lower-case words"),
+    ("event without a name", setter(alerts, "event", {"resource_name": "product_id"}), "pipelines.shop.gold.low_stock_alerts.event.name", "required field is missing"),
+    ("event with an unknown field", setter(alerts, "event", {"name": "lakehouse.stock.low", "resource": "product_id"}), "pipelines.shop.gold.low_stock_alerts.event.resource", "unknown field"),
+    ("event resource_name names no column", setter(alerts, "event", {"name": "lakehouse.stock.low", "resource_name": "sku"}), "pipelines.shop.gold.low_stock_alerts.event.resource_name", "'sku' is not a column of the model's result"),
+    ("event on a model without a key", lambda d: (alerts(d).pop("key"), alerts(d)["checks"].pop(2)), "pipelines.shop.gold.low_stock_alerts.event", "needs a key"),
+    ("touched: another word", setter(alerts, "touched", "all"), "pipelines.shop.gold.low_stock_alerts.touched", "'result' or 'inputs'"),
+    ("touched: inputs where an input lacks the partition column", setter(model, "touched", "inputs"), "pipelines.shop.gold.daily_sales.touched", "silver.order_items has none"),
     ("target_file_size too small", setter(orders, "target_file_size", 1000), "pipelines.shop.datasets.orders.target_file_size", "greater than or equal to 65536"),
     ("no datasets", lambda d: shop(d).__setitem__("datasets", {}), "pipelines.shop.datasets", "at least one dataset"),
     ("pipelines missing", lambda d: d.pop("pipelines"), "pipelines", "required field is missing"),
@@ -117,9 +128,12 @@ def test_the_shop_declaration_is_valid_and_derives_everything() -> None:
     orders_spec = pipeline.dataset("orders").spec
     assert orders_spec.keys == ("order_id",) and orders_spec.partition_by == "order_date"
     assert pipeline.dataset("order_items").spec.column("unit_price").decimal == (12, 2)
-    (daily,) = pipeline.models
+    daily, levels, alerts = pipeline.models
     assert daily.inputs == ("order_items", "orders")
     assert daily.spec.column("revenue").dtype == "decimal(18,2)"
+    assert levels.inputs == ("inventory_events", "stock_policies") and alerts.touched_by_inputs
+    assert alerts.spec.keys == ("product_id", "crossed_at", "event_id")
+    assert alerts.event == "lakehouse.stock.low" and alerts.event_resource == "product_id"
 
 
 def test_load_prefers_the_named_file_then_the_environment(tmp_path, monkeypatch) -> None:
@@ -161,3 +175,11 @@ def test_declared_value_policies_reach_the_spec() -> None:
     assert pipeline.dataset("orders").spec.target_file_size == 4 * 1024 * 1024
     sized = parse(variant(setter(orders, "target_file_size", 16 * 1024 * 1024))).pipeline().dataset("orders")
     assert sized.spec.target_file_size == 16 * 1024 * 1024
+
+
+def test_the_shop_files_part_drops_the_models_over_other_sources() -> None:
+    from lakehouse.dev.shop import shop_files
+
+    part = shop_files()
+    assert [m.spec.name for m in part.models] == ["daily_sales"]  # stock_levels, low_stock_alerts read the stream and database
+    assert "stock_policies" not in {d.spec.name for d in part.datasets}

@@ -24,7 +24,7 @@ from lakehouse.declaration.build import parse
 from lakehouse.engine import run_window
 from lakehouse.errors import ConfigError
 from lakehouse.layers import gold
-from lakehouse.specs import Pipeline
+from lakehouse.pipeline import Pipeline
 from lakehouse.storage import LocalStore
 from lakehouse.window import Window
 

@@ -19,7 +19,7 @@ from lakehouse.config import Settings
 from lakehouse.engine import rebuild as rebuild_all
 from lakehouse.engine import run_window
 from lakehouse.history import history
-from lakehouse.specs import Declaration, Pipeline
+from lakehouse.pipeline import Declaration, Pipeline
 from lakehouse.storage import LocalStore
 from lakehouse.window import Window
 from tests.unit.test_gold_incremental import current, declared, rebuilt

@@ -18,7 +18,7 @@ from lakehouse.config import Settings
 from lakehouse.engine import run_window
 from lakehouse.layers.gold.incremental import first_images
 from lakehouse.layers.gold.restore import net, restores
-from lakehouse.specs import Declaration
+from lakehouse.pipeline import Declaration
 from lakehouse.storage import LocalStore
 from lakehouse.window import Window
 from tests.unit.test_gold_incremental import current, declared, rebuilt

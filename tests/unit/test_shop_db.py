@@ -47,3 +47,28 @@ def test_each_window_updates_touches_deletes_and_adds_inside_the_window(tmp_path
             shop_db.customers.c.customer_id.in_(customers.updated[:2]))).scalars().all()
         assert len(set(updated)) == 1  # two updates share one timestamp: the key breaks the tie
     assert len(shop_db.live_customers(engine)) == 12 and len(shop_db.live_products(engine)) == 10
+
+
+def test_each_product_of_the_catalogue_has_a_reorder_level_and_one_changes_a_window(tmp_path: Path) -> None:
+    from lakehouse.dev.simulator import PRODUCTS
+
+    engine = shop_db.create(tmp_path / "shop.db")
+    before = {p["product_id"]: p["reorder_level"] for p in shop_db.policies(engine)}
+    assert sorted(before) == [p[0] for p in PRODUCTS] and all(5 <= v <= 15 for v in before.values())
+    end = START + QUARTER
+    (changed,) = shop_db.step(engine, START, end)["stock_policies"].updated
+    after = {p["product_id"]: p for p in shop_db.policies(engine)}
+    assert {k for k, p in after.items() if p["updated_at"] >= START.replace(tzinfo=None)} == {changed}
+    assert START.replace(tzinfo=None) <= after[changed]["updated_at"] < end.replace(tzinfo=None)
+
+
+def test_a_database_made_before_stock_policies_gains_the_table_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    shop_db.create(path).dispose()
+    old = sa.create_engine(shop_db.url(path))
+    with old.begin() as conn:
+        conn.execute(sa.text("DROP TABLE stock_policies"))  # as `lakehouse serve` kept it before the table existed
+    old.dispose()
+    engine = shop_db.open_or_create(path)
+    assert len(shop_db.policies(engine)) == 50
+    assert len(shop_db.policies(shop_db.open_or_create(path))) == 50  # seeded once

@@ -34,8 +34,9 @@ from lakehouse.errors import ConfigError, StaleBatch
 from lakehouse.layers.gold import cdf, incremental, restore
 from lakehouse.layers.gold.models import DeltaSnapshot, run_model, touched_partitions
 from lakehouse.layers.silver.transform import business_key
+from lakehouse.pipeline import Pipeline
 from lakehouse.quality import GateResult, blocking_error, run_gate
-from lakehouse.specs import GoldModel, Pipeline
+from lakehouse.specs import GoldModel
 from lakehouse.storage import open_store, storage_options
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,9 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
                 model.sql, partition, changes={n: _rows(changes[n].select(columns[n])) for n in changed},
                 old=before, current=snapshots, con=con,
             )
+            if model.touched_by_inputs:  # touched: inputs (a running total: the changed rows alone produce no row)
+                named = {v for n in changed for v in changes[n].get_column(partition).unique().to_list()}
+                touched = sorted(set(touched) | named, key=lambda v: (v is None, v))
             rows = run_model(model.sql, snapshots, partition_by=partition, partitions=touched, con=con)
     except duckdb.PermissionException as exc:
         msg = (
@@ -251,6 +255,28 @@ def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     preview = pl.DataFrame(batch.rows.slice(0, 20)).to_dicts()
     return GoldResult(spec.qualified_name, batch.touched, batch.rows.num_rows, landed.version, preview,
                       files_added=landed.files_added)
+
+
+def inserted(settings: Settings, model: GoldModel, version: int) -> pa.Table:
+    """The rows that commit ``version`` of the model's table inserted: new by the model's key.
+
+    Read from that commit's change data feed: its inserts whose key it did not also delete
+    (a recomputed partition deletes and inserts again every row it keeps). The same commit
+    always gives the same rows, so what is sent for them (a Prefect event) can be sent again.
+    """
+    options = storage_options(settings)
+    uri = settings.table_uri("gold", model.spec.name)
+    table = open_table(uri, options)
+    keys = list(model.spec.keys)
+    empty = model.spec.arrow_schema().empty_table()
+    if table is None or not keys or version < 1:
+        return empty
+    feed = _changes(table, version, version, settings, uri, keys)
+    if feed.is_empty():
+        return empty
+    gone = feed.filter(pl.col("_change_type").is_in(["delete", "update_preimage"])).select(keys)
+    new = feed.filter(pl.col("_change_type") == "insert").join(gone, on=keys, how="anti", nulls_equal=True)
+    return _rows(new.select(model.spec.column_names)).cast(model.spec.arrow_schema())
 
 
 def rebuild(settings: Settings, model: GoldModel) -> pl.DataFrame:
