@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from lakehouse.commit import silver_app
 from lakehouse.config import Settings
+from lakehouse.declaration import load
 from lakehouse.storage import storage_options
 from tests.integration.conftest import WINDOWS, InOrder
 from tests.integration.helpers import contents, land, run, versions
@@ -42,6 +43,8 @@ def test_a_rebuild_from_bronze_equals_the_incremental_tables_and_the_next_window
     reference = _rebuilt(contents())
     assert {"silver.orders", "silver.order_items", "quarantine.order_items", "gold.daily_sales"} <= set(reference)
     assert any(name.startswith("quarantine.") and not frame.is_empty() for name, frame in reference.items())
+    models = {f"gold.{m.spec.name}" for m in load().pipeline(None).models}
+    assert models <= set(reference), models - set(reference)  # every gold model is compared
 
     in_order.clone(WINDOWS, monkeypatch, landed=WINDOWS)
     before = versions()
