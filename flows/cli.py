@@ -899,17 +899,22 @@ def rollback(
     except ConfigError as exc:
         err.print(str(exc), soft_wrap=True, markup=False)
         raise typer.Exit(2) from exc
-    for line in chosen.describe():
-        console.print(line, soft_wrap=True, markup=False)
-    if not yes and not typer.confirm("Roll back?", default=False):
-        console.print("nothing changed")
-        raise typer.Exit(1)
+    _go_ahead(chosen.describe(), "Roll back?", yes=yes)
     try:
         version = rb.execute(settings, chosen)
     except ConfigError as exc:
         err.print(str(exc), soft_wrap=True, markup=False)
         raise typer.Exit(2) from exc
     console.print(f"[green]{chosen.table}: version {chosen.target} restored as version {version}[/]")
+
+
+def _go_ahead(plan: list[str], question: str, *, yes: bool) -> None:
+    """Print what a command will change and ask first (unless ``yes``); a no changes nothing, exit 1."""
+    for line in plan:
+        console.print(line, soft_wrap=True, markup=False)
+    if not yes and not typer.confirm(question, default=False):
+        console.print("nothing changed")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -941,11 +946,7 @@ def rebuild(
     except ConfigError as exc:
         err.print(str(exc), soft_wrap=True, markup=False)
         raise typer.Exit(2) from exc
-    for line in planned.describe():
-        console.print(line, soft_wrap=True, markup=False)
-    if not yes and not typer.confirm("Rebuild?", default=False):
-        console.print("nothing changed")
-        raise typer.Exit(1)
+    _go_ahead(planned.describe(), "Rebuild?", yes=yes)
     from flows.rebuild import listening
     from flows.rebuild import rebuild as rebuild_flow
 
