@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     keep, drop = [], []
     for item in items:
-        in_order = "in_order_build" in getattr(item, "fixturenames", ())
+        in_order = "in_order_build" in getattr(item, "fixturenames", ()) or item.get_closest_marker("in_order_shard") is not None
         (keep if in_order == (shard == "in-order") else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)

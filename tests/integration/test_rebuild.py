@@ -1,5 +1,6 @@
 """``lakehouse rebuild [--from bronze]``: silver, quarantine and gold rebuilt from bronze alone equal
-the tables built incrementally, a second rebuild changes nothing, and the next window runs as usual."""
+the tables built incrementally, and the next window runs as usual (a rebuild interrupted and run again:
+tests/unit/test_rebuild.py)."""
 
 from __future__ import annotations
 
@@ -70,11 +71,6 @@ def test_a_rebuild_from_bronze_equals_the_incremental_tables_and_the_next_window
     assert progress is not None and progress.data == 100.0
     summary = Artifact.get("rebuild-summary")
     assert summary is not None and "rebuild from bronze" in str(summary.data)
-
-    again = _invoke(monkeypatch, "--yes")  # a rebuild run again: the same contents, in new versions
-    assert again.exit_code == 0, again.output
-    for name, frame in _rebuilt(contents()).items():
-        assert_frame_equal(frame, reference[name], check_row_order=True)
 
     settings = Settings()
     orders = DeltaTable(settings.table_uri("silver", "orders"), storage_options=storage_options(settings))
