@@ -100,7 +100,7 @@ def _run(settings: Any, pipeline: Any, k: int, report: Report, retries: int) -> 
             return
 
 
-def _landing_lines(store: Any, prefix: str) -> pl.DataFrame:
+def landing_lines(store: Any, prefix: str) -> pl.DataFrame:
     """Every non-blank line of every file under ``prefix``, numbered from 1 as in the file."""
     rows: list[tuple[str, int, str]] = []
     for info in store.list(prefix + "/"):
@@ -124,6 +124,30 @@ def _sql_value(column: Any) -> str:
     return f"CAST({raw} AS {column.sql_type()})"
 
 
+def _versions(spec: Any) -> str:
+    """The rest of the query of an SCD2 dataset (``history: scd2``) after ``typed`` and ``latest``: a version
+    per run of a key's records (by ``order_by``, then landing) whose tracked columns do not change, valid from
+    its first record to the next run's, its other columns the key's latest record's."""
+    from lakehouse.specs import quote
+
+    keys = ", ".join(quote(k) for k in spec.keys)
+    by = quote(spec.order_by)
+    tracked = ", ".join(quote(c) for c in spec.tracked)
+    window = f"PARTITION BY {keys} ORDER BY {by}, file, line"
+    first = ", ".join(f"r.{quote(c)}" for c in spec.tracked)
+    rest = ", ".join(f"l.{quote(c.name)}" for c in spec.columns if c.name not in (*spec.keys, *spec.tracked, spec.order_by))
+    on = " AND ".join(f"l.{quote(k)} = r.{quote(k)}" for k in spec.keys)
+    return f"""
+        flagged AS (SELECT *, CASE WHEN row({tracked}) IS DISTINCT FROM lag(row({tracked})) OVER ({window})
+                                   THEN 1 ELSE 0 END AS opens FROM typed),
+        runs AS (SELECT *, sum(opens) OVER ({window} ROWS UNBOUNDED PRECEDING) AS run FROM flagged),
+        firsts AS (SELECT * FROM runs WHERE opens = 1),
+        versions AS (SELECT r.*, lead({by}) OVER (PARTITION BY {keys} ORDER BY {by}, file, line) AS valid_to FROM firsts r)
+        SELECT {", ".join(f"r.{quote(k)}" for k in spec.keys)}, {first}{", " + rest if rest else ""},
+               r.{by}, r.{by} AS valid_from, r.valid_to, r.valid_to IS NULL AS is_current
+        FROM versions r JOIN (SELECT * FROM latest WHERE rn = 1) l ON {on}"""
+
+
 def recompute(settings: Any, pipeline: Any) -> dict[str, pl.DataFrame]:
     """silver.<dataset> and gold.<model> recomputed from the landing files (see the module doc)."""
     from lakehouse.commit import open_table
@@ -138,7 +162,7 @@ def recompute(settings: Any, pipeline: Any) -> dict[str, pl.DataFrame]:
     out: dict[str, pl.DataFrame] = {}
     for ds in pipeline.datasets:
         spec = ds.spec
-        lines = _landing_lines(store, ds.prefix)
+        lines = landing_lines(store, ds.prefix)
         q = open_table(settings.table_uri("quarantine", spec.name), options)
         rejected = (
             pl.from_arrow(q.to_pyarrow_table(columns=["_source_position", "_line"]))
@@ -153,19 +177,20 @@ def recompute(settings: Any, pipeline: Any) -> dict[str, pl.DataFrame]:
         keys = ", ".join(quote(k) for k in spec.keys)
         names = ", ".join(quote(c.name) for c in spec.columns)
         order = f"{quote(spec.order_by)} DESC, " if spec.order_by else ""
-        frame = con.execute(
-            f"""
-            WITH kept AS (
+        kept = f"""
+            kept AS (
                 SELECT l.* FROM lines l ANTI JOIN rejected r ON r._source_position = l.file AND r._line = l.line),
             typed AS (SELECT file, line, {typed} FROM kept),
             latest AS (SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {order}file DESC, line DESC) AS rn
-                       FROM typed)
-            SELECT {names} FROM (SELECT *{more} FROM latest WHERE rn = 1)
-            """
-        ).pl()
+                       FROM typed)"""
+        if spec.tracked is None:
+            query = f"WITH {kept} SELECT {names} FROM (SELECT *{more} FROM latest WHERE rn = 1)"
+        else:
+            query = f"WITH {kept}, {_versions(spec)}"
+        frame = con.execute(query).pl()
         con.unregister("lines")
         con.unregister("rejected")
-        frame = frame.cast(dict(spec.polars_schema()))  # type: ignore[arg-type]
+        frame = frame.select(_columns(spec)).cast(_schema(spec))  # type: ignore[arg-type]
         con.register(f"_{spec.name}", frame.to_arrow())
         con.execute(f"CREATE TABLE silver.{quote(spec.name)} AS SELECT * FROM {quote('_' + spec.name)}")
         out[f"silver.{spec.name}"] = frame
@@ -174,6 +199,15 @@ def recompute(settings: Any, pipeline: Any) -> dict[str, pl.DataFrame]:
         out[f"gold.{model.spec.name}"] = frame.cast(dict(model.spec.polars_schema()))  # type: ignore[arg-type]
     con.close()
     return out
+
+
+def _columns(spec: Any) -> list[str]:
+    """The declared columns, and an SCD2 table's version columns."""
+    return [*spec.column_names, *(c.name for c in spec.history_columns())]
+
+
+def _schema(spec: Any) -> dict[str, Any]:
+    return {c.name: c.polars_dtype() for c in (*spec.columns, *spec.history_columns())}
 
 
 def compare(settings: Any, pipeline: Any, report: Report) -> None:
@@ -185,14 +219,15 @@ def compare(settings: Any, pipeline: Any, report: Report) -> None:
     for name, spec in specs.items():
         layer, table = name.split(".")
         actual = pl.read_delta(settings.table_uri(layer, table), storage_options=storage_options(settings))
-        actual = actual.select(spec.column_names).cast(dict(spec.polars_schema()))  # type: ignore[arg-type]
-        keys = list(spec.keys)
+        columns = _columns(spec)
+        actual = actual.select(columns).cast(_schema(spec))  # type: ignore[arg-type]
+        keys = list(spec.keys) + (["valid_from"] if spec.history_columns() else [])
         a, e = actual.sort(keys), expected[name].sort(keys)
         report.rows[name] = a.height
         report.equal[name] = a.equals(e)
         if not report.equal[name]:
-            only_a = a.join(e, on=spec.column_names, how="anti", nulls_equal=True)
-            only_e = e.join(a, on=spec.column_names, how="anti", nulls_equal=True)
+            only_a = a.join(e, on=columns, how="anti", nulls_equal=True)
+            only_e = e.join(a, on=columns, how="anti", nulls_equal=True)
             report.differences[name] = (f"{a.height} rows in the table, {e.height} recomputed; "
                                         f"{only_a.height} only in the table (e.g. {only_a.head(2).to_dicts()}), "
                                         f"{only_e.height} only recomputed (e.g. {only_e.head(2).to_dicts()})")

@@ -412,11 +412,10 @@ def demo(
             raise typer.Exit(1)
         show(state.result())
         con = connect(settings, declaration)
-        console.rule("gold.daily_sales, per day and category")
+        console.rule("gold.category_sales: per day, category and customer segment (at the order's time), net of discounts")
         _print_frame(con.sql(
-            "SELECT order_date, category, count(*) AS products, sum(quantity) AS quantity, "
-            "sum(revenue) AS revenue, sum(orders) AS product_orders "
-            "FROM gold.daily_sales GROUP BY ALL ORDER BY ALL"
+            "SELECT order_date, category, segment, quantity, revenue, discount, orders, customers, avg_order_value "
+            "FROM gold.category_sales ORDER BY ALL"
         ).pl())
         console.print("(per product: lakehouse query \"select * from gold.daily_sales\" against a warehouse you keep)")
     finally:

@@ -131,7 +131,12 @@ def daily_sales(settings: Settings, day: date, table: str = DAILY_SALES) -> Dail
     earlier = [d for d in revenue_of if d < day]
     previous = max(earlier) if earlier else None
     today = frame.filter(pl.col("order_date") == day)
-    top = today.sort(["revenue", "quantity", "product_id"], descending=[True, True, False]).head(TOP)
+    # a product recategorised during the day has a row per category: one line, in its category of most revenue
+    per_product = today.group_by("product_id").agg(
+        pl.col("category").sort_by("revenue", descending=True).first(),
+        pl.col("quantity").sum(), pl.col("revenue").sum(), pl.col("orders").sum(),
+    )
+    top = per_product.sort(["revenue", "quantity", "product_id"], descending=[True, True, False]).head(TOP)
     categories = (
         today.group_by("category")
         .agg(pl.col("quantity").sum(), pl.col("revenue").sum())

@@ -83,7 +83,7 @@ def gold_model(
     elif decl.touched == "inputs":
         lacking = [t for t in inputs if decl.partition_by not in datasets[t].spec.column_names]
         if lacking:
-            problems.add(where + ".touched", f"touched: inputs needs the partition column {decl.partition_by!r} in every input; {', '.join('silver.' + t for t in lacking)} has none")
+            problems.add(where + ".touched", f"touched: inputs needs the partition column {decl.partition_by!r} in every input; {', '.join('silver.' + t for t in lacking)} {'has' if len(lacking) == 1 else 'have'} none")
     if decl.event is not None:
         if not decl.key_columns():
             problems.add(where + ".event", "a model with an event needs a key: an event is sent for each row new by key")
@@ -107,7 +107,7 @@ def _additive(decl: Any, columns: dict[str, Column], inputs: dict[str, Dataset],
         problems.add(where, f"an incremental model needs a key that includes its partition column {decl.partition_by!r}: each result row is found by it")
     lacking = [t for t, ds in inputs.items() if inc.by not in ds.spec.column_names]
     if lacking:
-        problems.add(where + ".by", f"{inc.by!r} must be a column of every input; {', '.join('silver.' + t for t in lacking)} has none")
+        problems.add(where + ".by", f"{inc.by!r} must be a column of every input; {', '.join('silver.' + t for t in lacking)} {'has' if len(lacking) == 1 else 'have'} none")
     versioned = [t for t, ds in inputs.items() if ds.spec.tracked is not None]
     if versioned:
         problems.add(where, f"an incremental model reads one row per key; {', '.join('silver.' + t for t in versioned)} keeps versions (history: scd2): leave incremental out")

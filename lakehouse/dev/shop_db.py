@@ -33,6 +33,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lakehouse.dev.simulator import CUSTOMERS
 from lakehouse.dev.simulator import PRODUCTS as CATALOGUE
 
 CATEGORIES = ("books", "toys", "garden", "kitchen", "games")
@@ -112,7 +113,7 @@ def _seed_policies(conn: sa.Connection, at: datetime) -> None:
     ])
 
 
-def create(path: Path, *, seed: int = 7, customers_n: int = 12, products_n: int = 10) -> sa.Engine:
+def create(path: Path, *, seed: int = 7, customers_n: int = CUSTOMERS, products_n: int = 10) -> sa.Engine:
     """Make the database at ``path`` with ``customers_n`` customers and ``products_n`` products."""
     engine = sa.create_engine(url(path))
     metadata.create_all(engine)

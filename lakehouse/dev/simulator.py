@@ -56,7 +56,18 @@ Faults, each in every window (so in any run of a few windows), and how they are 
 10. a product that arrives late: line 97 of the third new order sells product
    ``P-N<window start>``, which is in the catalogue file of the next window only; the
    line is quarantined as an unknown product, and ``lakehouse quarantine replay`` after
-   the next window promotes it.
+   the next window promotes it. Its catalogue record is dated from the start of the
+   window it was first sold in (the product existed then; it was only late to arrive);
+11. a late product change: the catalogue file of each window also holds a new version of
+   one product (:func:`recategorised`: the next category), dated half a window *before*
+   the window's start, so the sales of the previous window after that time move to the
+   new category (gold recomputes those days only).
+
+Every order line carries a ``discount`` (a decimal string): 10 % of the line's gross
+(rounded half up to the cent) for lines of 2 or more units whose ``order number + line_no``
+is even, else ``0.00``. Orders' ``customer_id`` is one of ``C-0000`` … ``C-0011``
+(:data:`CUSTOMERS`, the starting customers of :mod:`lakehouse.dev.shop_db`), so that gold
+can join an order to the customer version valid at its time.
 
 Faulty rows stay well under 10 % of each file's rows (about 5 % with the default 40
 orders per window). With ``bad_window=k``, 70 % of the order records of window k lack the
@@ -71,7 +82,7 @@ import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from lakehouse.storage import ObjectStore
@@ -87,6 +98,8 @@ CATALOGUE_UPDATED_AT = datetime(2025, 12, 1, tzinfo=UTC)
 LOOKBACK = 4
 """How many earlier windows an order keeps getting updates from."""
 TIE_CUSTOMER = "C-9999"
+CUSTOMERS = 12
+"""How many customers orders are drawn from: ``C-0000`` … ``C-0011``, the starting customers of the shop's database."""
 MIN_ORDERS, MAX_ORDERS = 5, 9999
 
 _MINUTE = timedelta(minutes=1)
@@ -172,7 +185,7 @@ def _orders_of(
             events = ((1, "paid"), (2, "shipped"), (3, "delivered"))
         else:
             events = ((2, "paid"),)
-        customer = f"C-{rng.randrange(9999):04d}"  # C-9999 is reserved for the tie
+        customer = f"C-{rng.randrange(9999) % CUSTOMERS:04d}"  # one draw as before (the later draws stay); C-9999 is the tie
         out.append(_Order(order_id, customer, ordered_at, tuple(lines), events, i % 17 == 3))
     return out
 
@@ -190,6 +203,13 @@ def _order_record(
     }
 
 
+def discount(order_id: str, line_no: int, quantity: int, price: Decimal) -> Decimal:
+    """A line's discount: 10 % of its gross for lines of 2 or more units whose order number + line_no is even."""
+    if quantity < 2 or (int(order_id.rsplit("-", 1)[-1]) + line_no) % 2:
+        return Decimal("0.00")
+    return (quantity * price * Decimal("0.10")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
 def _item_record(o: _Order, line: Line, updated_at: datetime) -> dict[str, Any]:
     line_no, product, category, quantity, price = line
     return {
@@ -199,8 +219,21 @@ def _item_record(o: _Order, line: Line, updated_at: datetime) -> dict[str, Any]:
         "category": category,
         "quantity": quantity,
         "unit_price": f"{price:.2f}",
+        "discount": f"{discount(o.order_id, line_no, quantity, price):.2f}",
         "updated_at": _iso(updated_at),
     }
+
+
+def recategorised(window_start: datetime, interval: timedelta) -> tuple[tuple[str, str, Decimal], datetime]:
+    """The product whose late change the window starting at ``window_start`` delivers (fault 11), and its time.
+
+    Which product: the window's number of minutes since the epoch, modulo the catalogue's size; its
+    new category is the next one of :data:`CATEGORIES`; its time is half a window before the window.
+    """
+    i = int(window_start.timestamp() // 60) % len(PRODUCTS)
+    product_id, category, price = PRODUCTS[i]
+    moved = CATEGORIES[(CATEGORIES.index(category) + 1) % len(CATEGORIES)]
+    return (product_id, moved, price), window_start - interval / 2
 
 
 def new_product(window_start: datetime) -> tuple[str, str, Decimal]:
@@ -293,7 +326,8 @@ def _window(
     # the catalogue: every product, plus the one the previous window sold too early
     previous = new_product(start - interval)
     products = [_product_record(p, CATALOGUE_UPDATED_AT) for p in PRODUCTS]
-    products.append(_product_record(previous, start))
+    products.append(_product_record(previous, start - interval))  # dated from its first sale's window
+    products.append(_product_record(*recategorised(start, interval)))  # fault 11
 
     # later versions of earlier windows' orders: faults 1, 2, 6 (lost), 7, 8 and 9
     updates: list[Any] = []

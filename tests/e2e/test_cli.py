@@ -99,6 +99,7 @@ def test_demo_runs_with_nothing_started_by_hand(demo: Background) -> None:
     assert "window 2026-01-01 00:00–00:15" in out.stdout
     assert "window 2026-01-01 00:15–00:30" in out.stdout
     assert "gold.daily_sales" in out.stdout
+    assert "gold.category_sales: per day, category and customer segment" in out.stdout  # the closing table
     # the shop API's shipments, each window's published before it ran: every one read once, each shipment merged
     # once at its latest version (window 2 updates the parcels window 1 shipped), none rejected
     from datetime import UTC, datetime, timedelta

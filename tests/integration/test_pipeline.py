@@ -54,7 +54,7 @@ def test_a_window_flows_to_gold_and_accounts_for_every_row(in_order: InOrder, mo
     bronze_rows = read("bronze", "orders_raw").height
     quarantined = read("quarantine", "orders").height
     tables = {t.table: t for t in summary.tables}
-    assert list(tables) == ["silver.products", "silver.orders", "silver.order_items"]  # referenced first
+    assert list(tables) == ["silver.products", "silver.product_history", "silver.orders", "silver.order_items"]  # referenced first
     assert bronze_rows == tables["silver.orders"].read
     assert quarantined == tables["silver.orders"].rejected
     # fault 10: the line selling a product the catalogue lists only a window later

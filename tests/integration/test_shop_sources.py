@@ -178,6 +178,29 @@ def test_windows_of_the_whole_shop_land_every_source_record_once_and_close_the_d
     assert NOT_JSON.decode() in set(read(settings, "quarantine", "inventory_events").get_column("_raw"))
     assert read(settings, "silver", "orders").height > 0 and read(settings, "gold", "daily_sales").height > 0
 
+    # category sales equal a recomputation in Polars from silver: each order line in the category of its
+    # product's version and the segment of its customer's version valid at its order's time ('unknown' where
+    # the database held no version of the customer then: a deleted one, the simulator's tie customer)
+    def valid_at(frame: pl.DataFrame, versions: pl.DataFrame, key: str, value: str) -> pl.DataFrame:
+        at = versions.select(key, pl.col(value).alias(value + "_at"), "valid_from", "valid_to")
+        found = frame.join(at, on=key).filter(
+            pl.col("valid_from") <= pl.col("ordered_at"), pl.col("valid_to").is_null() | (pl.col("ordered_at") < pl.col("valid_to")))
+        return frame.join(found.select("order_id", "line_no", value + "_at"), on=["order_id", "line_no"], how="left")
+
+    sold = (read(settings, "silver", "order_items").join(
+        read(settings, "silver", "orders").filter(pl.col("status") != "cancelled")
+        .select("order_id", "customer_id", "ordered_at", "order_date"), on="order_id"))
+    sold = valid_at(sold, read(settings, "silver", "product_history"), "product_id", "category")
+    sold = valid_at(sold, read(settings, "silver", "customers"), "customer_id", "segment")
+    want = (sold.with_columns(pl.coalesce("category_at", "category").alias("category"), pl.col("segment_at").fill_null("unknown").alias("segment"))
+            .group_by("order_date", "category", "segment")
+            .agg(pl.col("quantity").sum(), (pl.col("quantity") * pl.col("unit_price") - pl.col("discount")).sum().alias("revenue"),
+                 pl.col("order_id").n_unique().cast(pl.Int64).alias("orders"))
+            .sort("order_date", "category", "segment"))
+    got = read(settings, "gold", "category_sales").select(want.columns).sort("order_date", "category", "segment")
+    assert got.with_columns(pl.col("revenue").cast(pl.Decimal(18, 2))).equals(want.with_columns(pl.col("revenue").cast(pl.Decimal(18, 2)))), (got, want)
+    assert {"unknown", "new", "regular", "vip"} & set(got.get_column("segment")) > {"unknown"}  # customers were found
+
     # stock policies: each product's current version holds the database's level (one changes a window); gold's
     # stock levels and low-stock crossings equal a recomputation in Polars from silver (the level valid at each event)
     policies = read(settings, "silver", "stock_policies")

@@ -18,6 +18,6 @@ def test_two_windows_of_the_soak_equal_the_independent_recomputation(monkeypatch
     monkeypatch.delenv("LAKEHOUSE_CONFIG", raising=False)  # as `make soak` runs: the built-in shop (the suite points it at its files)
     report = soak(2, seed=7, orders=6, rate=0.0, lost_ack=0.0, retries=1)
     assert not report.aborted and report.failures == [], report.failures
-    assert set(report.equal) == {"silver.products", "silver.orders", "silver.order_items", "gold.daily_sales"}
+    assert set(report.equal) == {"silver.products", "silver.product_history", "silver.orders", "silver.order_items", "gold.daily_sales"}
     assert all(report.equal.values()), report.differences
     assert report.rows["silver.orders"] > 0

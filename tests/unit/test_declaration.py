@@ -69,21 +69,21 @@ CASES = [
     ("check with two kinds", lambda d: orders(d)["checks"].append({"missing": "status", "range": "status"}), "pipelines.shop.datasets.orders.checks[8]", "exactly one of"),
     ("check with no kind", lambda d: orders(d)["checks"].append({"level": "warn"}), "pipelines.shop.datasets.orders.checks[8]", "found none"),
     ("valid_values without values", lambda d: orders(d)["checks"].append({"valid_values": "status"}), "pipelines.shop.datasets.orders.checks[8]", "needs 'values"),
-    ("range without bounds", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity"}), "checks[10]", "needs 'min', 'max'"),
-    ("range min above max", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity", "min": 5, "max": 1}), "checks[10]", "above max"),
+    ("range without bounds", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity"}), "checks[11]", "needs 'min', 'max'"),
+    ("range min above max", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"range": "quantity", "min": 5, "max": 1}), "checks[11]", "above max"),
     ("range on a string column", lambda d: orders(d)["checks"].append({"range": "status", "min": 0}), "pipelines.shop.datasets.orders.checks[8]", "needs a numeric column"),
     ("bad level", lambda d: orders(d)["checks"].append({"missing": "status", "level": "error"}), "pipelines.shop.datasets.orders.checks[8].level", "'fail' or 'warn'"),
     ("max_percent over 100", lambda d: orders(d)["checks"].append({"missing": "status", "max_percent": 150}), "pipelines.shop.datasets.orders.checks[8].max_percent", "less than or equal to 100"),
-    ("reference to an unknown dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id", "dataset": "invoices"}), "checks[10].dataset", "no dataset 'invoices'"),
-    ("reference without dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id"}), "checks[10]", "needs 'dataset"),
-    ("reference to a column the dataset lacks", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "product_id", "dataset": "products", "column": "sku"}), "checks[10].column", "'sku' is not a column of products"),
+    ("reference to an unknown dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id", "dataset": "invoices"}), "checks[11].dataset", "no dataset 'invoices'"),
+    ("reference without dataset", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "order_id"}), "checks[11]", "needs 'dataset"),
+    ("reference to a column the dataset lacks", lambda d: shop(d)["datasets"]["order_items"]["checks"].append({"reference": "product_id", "dataset": "products", "column": "sku"}), "checks[11].column", "'sku' is not a column of products"),
     ("reference to a composite key", lambda d: shop(d)["datasets"]["orders"]["checks"].append({"reference": "order_id", "dataset": "order_items"}), "checks[8].column", "key of several columns"),
     ("references form a cycle", lambda d: shop(d)["datasets"]["products"]["checks"].append({"reference": "product_id", "dataset": "order_items", "column": "product_id"}), "pipelines.shop.datasets", "cycle (products → order_items → products)"),
     ("reference options on another kind", lambda d: orders(d)["checks"].append({"missing": "status", "dataset": "products"}), "checks[8]", "belong to a reference check"),
     ("freshness without max_age", lambda d: orders(d)["checks"].append({"freshness": "updated_at"}), "checks[8]", "needs 'max_age'"),
     ("freshness of a string column", lambda d: orders(d)["checks"].append({"freshness": "status", "max_age": "1h"}), "checks[8]", "needs a timestamp or date column"),
     ("max_age on another kind", lambda d: orders(d)["checks"].append({"missing": "status", "max_age": "1h"}), "checks[8]", "belongs to a freshness check"),
-    ("freshness on a gold model", lambda d: model(d)["checks"].append({"freshness": "order_date", "max_age": "1h"}), "gold.daily_sales.checks[6]", "belong to datasets"),
+    ("freshness on a gold model", lambda d: model(d)["checks"].append({"freshness": "order_date", "max_age": "1h"}), "gold.daily_sales.checks[7]", "belong to datasets"),
     ("derive from a non-timestamp", lambda d: orders(d)["columns"].__setitem__("order_date", {"type": "date", "derive": "date(status)"}), "columns.order_date.derive", "needs a timestamp column"),
     ("unknown derivation", lambda d: orders(d)["columns"].__setitem__("order_date", {"type": "date", "derive": "month(ordered_at)"}), "columns.order_date.derive", "unknown derivation"),
     ("model SQL does not parse", setter(model, "sql", "SELEC 1"), "pipelines.shop.gold.daily_sales.sql", "does not parse"),
@@ -98,7 +98,7 @@ CASES = [
     ("event resource_name names no column", setter(alerts, "event", {"name": "lakehouse.stock.low", "resource_name": "sku"}), "pipelines.shop.gold.low_stock_alerts.event.resource_name", "'sku' is not a column of the model's result"),
     ("event on a model without a key", lambda d: (alerts(d).pop("key"), alerts(d)["checks"].pop(2)), "pipelines.shop.gold.low_stock_alerts.event", "needs a key"),
     ("touched: another word", setter(alerts, "touched", "all"), "pipelines.shop.gold.low_stock_alerts.touched", "'result' or 'inputs'"),
-    ("touched: inputs where an input lacks the partition column", setter(model, "touched", "inputs"), "pipelines.shop.gold.daily_sales.touched", "silver.order_items has none"),
+    ("touched: inputs where an input lacks the partition column", setter(model, "touched", "inputs"), "pipelines.shop.gold.daily_sales.touched", "silver.order_items, silver.product_history have none"),
     ("target_file_size too small", setter(orders, "target_file_size", 1000), "pipelines.shop.datasets.orders.target_file_size", "greater than or equal to 65536"),
     ("no datasets", lambda d: shop(d).__setitem__("datasets", {}), "pipelines.shop.datasets", "at least one dataset"),
     ("pipelines missing", lambda d: d.pop("pipelines"), "pipelines", "required field is missing"),
@@ -128,9 +128,11 @@ def test_the_shop_declaration_is_valid_and_derives_everything() -> None:
     orders_spec = pipeline.dataset("orders").spec
     assert orders_spec.keys == ("order_id",) and orders_spec.partition_by == "order_date"
     assert pipeline.dataset("order_items").spec.column("unit_price").decimal == (12, 2)
-    daily, levels, alerts = pipeline.models
-    assert daily.inputs == ("order_items", "orders")
-    assert daily.spec.column("revenue").dtype == "decimal(18,2)"
+    daily, categories, levels, alerts = pipeline.models
+    assert daily.inputs == ("order_items", "orders", "product_history")
+    assert daily.spec.column("revenue").dtype == "decimal(18,2)" and daily.spec.keys == ("order_date", "product_id", "category")
+    assert categories.inputs == ("order_items", "orders", "product_history", "customers")
+    assert pipeline.dataset("product_history").spec.tracked == ("name", "category", "unit_price")
     assert levels.inputs == ("inventory_events", "stock_policies") and alerts.touched_by_inputs
     assert alerts.spec.keys == ("product_id", "crossed_at", "event_id")
     assert alerts.event == "lakehouse.stock.low" and alerts.event_resource == "product_id"

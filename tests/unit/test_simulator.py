@@ -6,11 +6,19 @@ import json
 import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
 from lakehouse.dev.shop import ORDER_STATUSES
-from lakehouse.dev.simulator import SimulatedWindow, simulate
+from lakehouse.dev.simulator import (
+    CATEGORIES,
+    CUSTOMERS,
+    PRODUCTS,
+    TIE_CUSTOMER,
+    SimulatedWindow,
+    simulate,
+)
 from lakehouse.storage import LocalStore
 from lakehouse.window import parse_interval, parse_time
 
@@ -215,6 +223,7 @@ def test_records_have_the_declared_shape(six) -> None:
 
     products: dict[str, set[tuple[str, str]]] = defaultdict(set)
     lines_per_order: Counter[str] = Counter()
+    discounts: Counter[bool] = Counter()
     for key, r in items:
         assert set(r) == {
             "order_id",
@@ -223,10 +232,16 @@ def test_records_have_the_declared_shape(six) -> None:
             "category",
             "quantity",
             "unit_price",
+            "discount",
             "updated_at",
         }
         assert ORDER_ID.match(r["order_id"]) and isinstance(r["line_no"], int) and r["line_no"] >= 1
-        assert PRICE.match(r["unit_price"]) and ISO_Z.match(r["updated_at"])
+        assert PRICE.match(r["unit_price"]) and PRICE.match(r["discount"]) and ISO_Z.match(r["updated_at"])
+        gross = r["quantity"] * Decimal(r["unit_price"])
+        discounted = r["quantity"] >= 2 and (int(r["order_id"][-4:]) + r["line_no"]) % 2 == 0
+        want = (gross / 10).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP) if discounted else Decimal("0.00")
+        assert Decimal(r["discount"]) == want, r
+        discounts[Decimal(r["discount"]) > 0] += 1
         if r["product_id"] is None or r["quantity"] < 1 or r["line_no"] == 97:
             continue  # the rows breaking checks, asserted below
         assert PRODUCT_ID.match(r["product_id"]) and 1 <= r["quantity"] <= 5
@@ -234,7 +249,7 @@ def test_records_have_the_declared_shape(six) -> None:
         products[r["product_id"]].add((r["category"], r["unit_price"]))
         if key.endswith("/part-0.jsonl") and r["line_no"] < 90:
             lines_per_order[r["order_id"]] += 1
-    assert all(len(v) == 1 for v in products.values()), "category and price are fixed per product"
+    assert all(len(v) == 1 for v in products.values()), "an order line's own category and price are fixed per product"
     assert 20 <= len(products) <= 50
     # the first item line is duplicated in its file: count distinct lines per order
     distinct = Counter(
@@ -246,6 +261,9 @@ def test_records_have_the_declared_shape(six) -> None:
         }.values()
     )
     assert set(distinct.values()) <= {1, 2, 3, 4} and len(distinct) == 6 * 40
+    assert 0.1 < discounts[True] / sum(discounts.values()) < 0.5  # some lines are discounted, most not
+    customers = {r["customer_id"] for _, r in orders}
+    assert customers <= {f"C-{i:04d}" for i in range(CUSTOMERS)} | {TIE_CUSTOMER} and len(customers) > CUSTOMERS // 2
     assert sum(lines_per_order.values()) == sum(distinct.values()) + 6  # one duplicate per window
 
 
@@ -496,3 +514,21 @@ def test_a_product_sold_before_the_catalogue_lists_it(six) -> None:
                 for r in map(json.loads, data[key].decode().splitlines())
             }
             assert sold <= listed
+
+
+def test_a_late_product_change_in_every_catalogue(six) -> None:
+    written, data = six
+    seen = set()
+    for w in written:
+        (key,) = [k for k in w.keys if k.startswith("products/")]
+        versions = defaultdict(list)
+        for r in map(json.loads, data[key].decode().splitlines()):
+            versions[r["product_id"]].append(r)
+        (changed,) = [p for p, rs in versions.items() if len(rs) == 2]
+        original, late = sorted(versions[changed], key=lambda r: r["updated_at"])
+        category = dict((p, c) for p, c, _ in PRODUCTS)[changed]
+        assert original["category"] == category and late["category"] == CATEGORIES[(CATEGORIES.index(category) + 1) % 5]
+        assert ts(late["updated_at"]) == w.start - INTERVAL / 2 < landed(key)  # dated before the window delivering it
+        assert late["unit_price"] == original["unit_price"]
+        seen.add(changed)
+    assert len(seen) > 1

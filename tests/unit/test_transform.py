@@ -95,6 +95,20 @@ def test_collapse_does_not_depend_on_input_order() -> None:
     assert_frame_equal(forward, backward)
 
 
+NO_VERSIONS = pl.DataFrame(schema={"product_id": pl.String, "category": pl.String, "valid_from": pl.Datetime("us", "UTC"),
+                                   "valid_to": pl.Datetime("us", "UTC")}).to_arrow()
+"""``silver.product_history`` without a version: each line keeps its own category."""
+
+
+def _orders(frame: pl.DataFrame) -> pl.DataFrame:
+    """Orders as the model reads them: a customer and an order time besides the test's columns."""
+    return frame.with_columns(pl.lit("C-1").alias("customer_id"), pl.lit(T0).alias("ordered_at"))
+
+
+def _items(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(Decimal("0.00")).cast(pl.Decimal(12, 2)).alias("discount")) if "discount" not in frame.columns else frame
+
+
 def test_daily_sales_sums_money_exactly_and_skips_cancelled() -> None:
     orders = pl.DataFrame(
         {"order_id": ["O1", "O2", "O3"], "status": ["paid", "cancelled", "placed"],
@@ -110,7 +124,8 @@ def test_daily_sales_sums_money_exactly_and_skips_cancelled() -> None:
             "unit_price": pl.Series([Decimal("0.10"), Decimal("0.10"), Decimal("9.99"), Decimal("0.05"), Decimal("1")], dtype=pl.Decimal(12, 2)),
         }
     )
-    out = pl.from_arrow(run_model(DAILY_SALES.sql, {"orders": orders.to_arrow(), "order_items": items.to_arrow()}))
+    out = pl.from_arrow(run_model(DAILY_SALES.sql, {"orders": _orders(orders).to_arrow(), "order_items": _items(items).to_arrow(),
+                                                    "product_history": NO_VERSIONS}))
     row = out.row(0, named=True)
     assert out.height == 1
     assert row["quantity"] == 6  # O1 (3 + 1) and O3 (2); O2 cancelled, O4 has no order yet
@@ -120,18 +135,18 @@ def test_daily_sales_sums_money_exactly_and_skips_cancelled() -> None:
 
 def test_touched_partitions_include_the_old_and_the_new_day() -> None:
     day1, day2 = date(2026, 1, 1), date(2026, 1, 2)
-    orders_old = pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day2, day2]})
-    orders_new = pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day1, day2]})
+    orders_old = _orders(pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day2, day2]}))
+    orders_new = _orders(pl.DataFrame({"order_id": ["O1", "O2"], "status": ["paid", "paid"], "order_date": [day1, day2]}))
     items = pl.DataFrame({"order_id": ["O1", "O2"], "line_no": [1, 1], "product_id": ["P1", "P2"],
                           "category": ["toys", "toys"], "quantity": [1, 1],
-                          "unit_price": pl.Series([Decimal("1.00")] * 2, dtype=pl.Decimal(12, 2))})
+                          "unit_price": pl.Series([Decimal("1.00")] * 2, dtype=pl.Decimal(12, 2))}).pipe(_items)
     # O1 moved from day 2 to day 1: its pre-image and post-image are the change
-    changes = pl.DataFrame({"order_id": ["O1", "O1"], "status": ["paid", "paid"], "order_date": [day2, day1]})
+    changes = _orders(pl.DataFrame({"order_id": ["O1", "O1"], "status": ["paid", "paid"], "order_date": [day2, day1]}))
     touched = touched_partitions(
         DAILY_SALES.sql, "order_date",
         changes={"orders": changes.to_arrow()},
         old={"orders": orders_old.to_arrow(), "order_items": items.to_arrow()},
-        current={"orders": orders_new.to_arrow(), "order_items": items.to_arrow()},
+        current={"orders": orders_new.to_arrow(), "order_items": items.to_arrow(), "product_history": NO_VERSIONS},
     )
     assert touched == [day1, day2]
     # a late line of O2 touches O2's day only
@@ -140,7 +155,7 @@ def test_touched_partitions_include_the_old_and_the_new_day() -> None:
         DAILY_SALES.sql, "order_date",
         changes={"order_items": late.to_arrow()},
         old={"orders": orders_new.to_arrow(), "order_items": items.to_arrow()},
-        current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow()},
+        current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow(), "product_history": NO_VERSIONS},
     )
     assert touched == [day2]
 

@@ -91,7 +91,7 @@ def _of_entities(
     return {n: rows(snapshot) for n, snapshot in snapshots.items()}
 
 
-def _before(now: pa.Table, changes: pl.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pa.Table:
+def rows_before(now: pa.Table, changes: pl.DataFrame, keys: Sequence[str], columns: Sequence[str]) -> pa.Table:
     """The rows ``now`` held before the feed's changes: less the changed keys, plus their first pre-images."""
     current = pl.from_arrow(now)
     assert isinstance(current, pl.DataFrame)
@@ -122,7 +122,7 @@ def maintain(
     found = entities(changes, by)
     now = _of_entities(con, current, by, found)
     before = {
-        n: _before(now[n], changes[n], keys[n], current[n].columns) if n in changes else now[n] for n in current
+        n: rows_before(now[n], changes[n], keys[n], current[n].columns) if n in changes else now[n] for n in current
     }
     new = run_model(model.sql, now, con=con)
     old = run_model(model.sql, before, con=con)

@@ -119,6 +119,7 @@ def touched_partitions(
     old: Mapping[str, ArrowData | None],
     current: Mapping[str, Source],
     con: duckdb.DuckDBPyConnection | None = None,
+    looked_up: frozenset[str] = frozenset(),
 ) -> list[Any]:
     """Partition values of the result that the ``changes`` of the inputs can move.
 
@@ -126,9 +127,19 @@ def touched_partitions(
     ``old`` the rows of the snapshot the previous result was computed from that may differ
     from ``current`` (the whole old snapshot, or just its pre-images from the change data
     feed: together with ``current`` both give the same rows); ``current`` the snapshot now.
+
+    An input named in ``looked_up`` is a table the model looks rows up in (an SCD2 table's
+    version valid at a time, :mod:`lakehouse.layers.gold.versions`), perhaps with a left join
+    that keeps the rows it finds nothing for: its changes touch the partitions whose result
+    rows differ between the model over them and over none of its rows. (A left join over the
+    changed rows alone yields every row of the other side; only those that found a changed
+    row differ.)
     """
     found: set[Any] = set()
+    column = quote(partition_by)
     for changed, rows in changes.items():
+        if changed in looked_up and isinstance(rows, pa.Table) and rows.num_rows == 0:
+            continue  # nothing a lookup sees changed (a record absorbed into its version)
         tables: dict[str, Source | list[Source]] = {}
         for name in current:
             if name == changed:
@@ -137,6 +148,16 @@ def touched_partitions(
                 before = old.get(name)
                 tables[name] = [current[name]] if before is None else [current[name], before]
         connection = _connect(tables, con)
-        result = connection.execute(f"SELECT DISTINCT {quote(partition_by)} FROM ({sql}) AS model").fetchall()
+        if changed not in looked_up:
+            result = connection.execute(f"SELECT DISTINCT {column} FROM ({sql}) AS model").fetchall()
+            found.update(r[0] for r in result)
+            continue
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE __with_changes AS SELECT * FROM ({sql}) AS model")
+        _connect({**tables, changed: rows.schema.empty_table()}, connection)
+        connection.execute(f"CREATE OR REPLACE TEMP TABLE __without AS SELECT * FROM ({sql}) AS model")
+        result = connection.execute(
+            f"SELECT DISTINCT {column} FROM ((SELECT * FROM __with_changes EXCEPT ALL SELECT * FROM __without) "
+            f"UNION ALL (SELECT * FROM __without EXCEPT ALL SELECT * FROM __with_changes))"
+        ).fetchall()
         found.update(r[0] for r in result)
     return sorted(found, key=lambda v: (v is None, v))
