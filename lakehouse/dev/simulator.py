@@ -56,18 +56,12 @@ Faults, each in every window (so in any run of a few windows), and how they are 
 10. a product that arrives late: line 97 of the third new order sells product
    ``P-N<window start>``, which is in the catalogue file of the next window only; the
    line is quarantined as an unknown product, and ``lakehouse quarantine replay`` after
-   the next window promotes it. Its catalogue record is dated from the start of the
-   window it was first sold in (the product existed then; it was only late to arrive);
-11. a late product change: the catalogue file of each window also holds a new version of
-   one product (:func:`recategorised`: the next category), dated half a window *before*
-   the window's start, so the sales of the previous window after that time move to the
-   new category (gold recomputes those days only).
+   the next window promotes it (its record is dated from the window it was first sold in);
+11. a late product change: each catalogue file also holds a new version of one product
+   (:func:`recategorised`), dated half a window before the window's start.
 
-Every order line carries a ``discount`` (a decimal string): 10 % of the line's gross
-(rounded half up to the cent) for lines of 2 or more units whose ``order number + line_no``
-is even, else ``0.00``. Orders' ``customer_id`` is one of ``C-0000`` … ``C-0011``
-(:data:`CUSTOMERS`, the starting customers of :mod:`lakehouse.dev.shop_db`), so that gold
-can join an order to the customer version valid at its time.
+Order lines carry a ``discount`` (:func:`discount`); orders' customers are those of
+:mod:`lakehouse.dev.shop_db` (:data:`CUSTOMERS`), so gold finds their versions.
 
 Faulty rows stay well under 10 % of each file's rows (about 5 % with the default 40
 orders per window). With ``bad_window=k``, 70 % of the order records of window k lack the
@@ -122,9 +116,7 @@ class SimulatedWindow:
 
 def _rng(seed: int, *parts: object) -> random.Random:
     """A ``Random`` seeded from a stable hash of ``seed`` and ``parts`` (never ``hash()``)."""
-    text = ":".join(
-        [str(seed), *(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)]
-    )
+    text = ":".join([str(seed), *(p.isoformat() if isinstance(p, datetime) else str(p) for p in parts)])
     return random.Random(int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big"))
 
 
@@ -141,8 +133,7 @@ def _floor_minute(t: datetime) -> datetime:
 
 
 def _ceil_minute(t: datetime) -> datetime:
-    floor = _floor_minute(t)
-    return floor if floor == t else floor + _MINUTE
+    return t if _floor_minute(t) == t else _floor_minute(t) + _MINUTE
 
 
 def _seconds_until(start: datetime, end: datetime) -> int:
@@ -225,11 +216,7 @@ def _item_record(o: _Order, line: Line, updated_at: datetime) -> dict[str, Any]:
 
 
 def recategorised(window_start: datetime, interval: timedelta) -> tuple[tuple[str, str, Decimal], datetime]:
-    """The product whose late change the window starting at ``window_start`` delivers (fault 11), and its time.
-
-    Which product: the window's number of minutes since the epoch, modulo the catalogue's size; its
-    new category is the next one of :data:`CATEGORIES`; its time is half a window before the window.
-    """
+    """Fault 11's product (the window's minutes since the epoch modulo 50) in the next category, and its time."""
     i = int(window_start.timestamp() // 60) % len(PRODUCTS)
     product_id, category, price = PRODUCTS[i]
     moved = CATEGORIES[(CATEGORIES.index(category) + 1) % len(CATEGORIES)]
@@ -274,9 +261,7 @@ class _Landings:
         return min(max(_floor_minute(self.start + offset), self.first), self.last)
 
 
-def _window(
-    seed: int, start: datetime, interval: timedelta, n: int, bad: bool
-) -> tuple[dict[str, bytes], int, int]:
+def _window(seed: int, start: datetime, interval: timedelta, n: int, bad: bool) -> tuple[dict[str, bytes], int, int]:
     """The files of one window: key → bytes, and the order and item line counts."""
     rng = _rng(seed, start, interval, "window")
     landings = _Landings(start, interval)
@@ -288,23 +273,15 @@ def _window(
 
     def update_time() -> datetime:
         """A time before the updates file lands (and before the ``lost`` version)."""
-        return start + timedelta(
-            seconds=rng.randrange(max(1, _seconds_until(start, updates_at) - 1))
-        )
+        return start + timedelta(seconds=rng.randrange(max(1, _seconds_until(start, updates_at) - 1)))
 
     def orders_of(window_start: datetime) -> list[_Order]:
-        return _orders_of(
-            seed, window_start, interval, n, _Landings(window_start, interval).at(_MINUTE)
-        )
+        return _orders_of(seed, window_start, interval, n, _Landings(window_start, interval).at(_MINUTE))
 
     # new orders and their lines, with faults 3 (duplicates), 5 (malformed), 6 (-1, null)
     created = orders_of(start)
-    new_orders: list[Any] = [
-        _order_record(o, "placed", o.ordered_at, corrected=False) for o in created
-    ]
-    new_items: list[Any] = [
-        _item_record(o, line, o.ordered_at) for o in created for line in o.lines
-    ]
+    new_orders: list[Any] = [_order_record(o, "placed", o.ordered_at, corrected=False) for o in created]
+    new_items: list[Any] = [_item_record(o, line, o.ordered_at) for o in created for line in o.lines]
     new_orders.insert(4, new_orders[3])
     new_orders.append('{"order_id": "' + created[0].order_id + '", "customer_id": ')
     new_items.insert(1, new_items[0])

@@ -54,7 +54,8 @@ def _setup(orders: int) -> None:
     items = history.join(pl.DataFrame({"line_no": [1, 2, 3]}, schema={"line_no": pl.Int64}), how="cross").select(
         "order_id", "line_no", pl.format("P-{}", (pl.col("n") % 50).cast(pl.String).str.zfill(3)).alias("product_id"),
         pl.lit("books").alias("category"), pl.lit(2).cast(pl.Int64).alias("quantity"),
-        pl.lit("9.99").cast(pl.Decimal(12, 2)).alias("unit_price"), stamp.alias("updated_at"), *lineage,
+        pl.lit("9.99").cast(pl.Decimal(12, 2)).alias("unit_price"), pl.lit("0.00").cast(pl.Decimal(12, 2)).alias("discount"),
+        stamp.alias("updated_at"), *lineage,
     )
     specs = {"orders": orders_frame, "order_items": items}
     consumed = {}
@@ -65,6 +66,8 @@ def _setup(orders: int) -> None:
         write_deltalake(uri, frame.select(schema.names).to_arrow().cast(schema), mode="append",
                         partition_by=[spec.partition_by] if spec.partition_by else None)
         consumed[app_id("gold/daily_sales", f"silver/{name}")] = DeltaTable(uri).version()
+    for name in DAILY_SALES.inputs:  # and the first window's products
+        consumed.setdefault(app_id("gold/daily_sales", f"silver/{name}"), DeltaTable(settings.table_uri("silver", name)).version())
     # gold has read the history (its figures for 2025 do not matter to memory)
     gold_uri = settings.table_uri("gold", DAILY_SALES.spec.name)
     empty = DAILY_SALES.spec.arrow_schema().empty_table()

@@ -56,7 +56,7 @@ def test_the_oldest_late_run_skips_the_middle_ones_are_cancelled_and_the_newest_
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary.superseded_by is None and summary.window == "2026-01-01 00:45–01:00"
-    assert summary.files == 4 * 7  # every window's files, in one run
+    assert summary.files == 4 * 8  # every window's files, in one run (the catalogue's twice: products, product_history)
     orders = read("silver", "orders")
     assert orders.filter(orders["order_id"].str.starts_with("O-202601010000")).height == 40  # window 1's orders
 

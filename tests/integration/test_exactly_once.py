@@ -42,8 +42,8 @@ def test_a_crash_between_quarantine_and_merge_then_the_next_window_quarantines_o
     land(3, orders=10)
     run_engine(1)
     # window 2 dies after quarantine.orders committed and before silver.orders did (the
-    # second promotion of the run: products is the first)
-    env = {**os.environ, "LAKEHOUSE_CRASH_AT": "silver.quarantined", "LAKEHOUSE_CRASH_AT_HIT": "2"}
+    # third promotion of the run: products and product_history come first)
+    env = {**os.environ, "LAKEHOUSE_CRASH_AT": "silver.quarantined", "LAKEHOUSE_CRASH_AT_HIT": "3"}
     proc = subprocess.run(
         [sys.executable, "-m", "tests.integration.writer", window_end(2).isoformat()],
         env=env, capture_output=True, text=True, timeout=300,

@@ -39,7 +39,7 @@ def orders(n: int = 20, *, missing: int = 0, bad_status: int = 0) -> pl.DataFram
 def items(keys: list[tuple[str, int]], quantity: int | None = 1) -> pl.DataFrame:
     return pl.DataFrame(
         {"order_id": [k[0] for k in keys], "line_no": [k[1] for k in keys], "product_id": "P1",
-         "category": "toys", "quantity": quantity, "unit_price": Decimal("1.50"), "updated_at": T},
+         "category": "toys", "quantity": quantity, "unit_price": Decimal("1.50"), "discount": Decimal("0.00"), "updated_at": T},
         schema=ORDER_ITEMS.polars_schema(),
     )
 

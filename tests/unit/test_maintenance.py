@@ -213,9 +213,9 @@ def test_targets_cover_every_table_and_their_consumers(tmp_path: Path) -> None:
     settings = Settings(warehouse=str(tmp_path))
     found = {t.table: t for t in maintenance.targets(settings, load().pipeline("shop"))}
     assert set(found) == {
-        "bronze.products_raw", "bronze.orders_raw", "bronze.order_items_raw",
-        "silver.products", "silver.orders", "silver.order_items",
-        "quarantine.products", "quarantine.orders", "quarantine.order_items",
+        "bronze.products_raw", "bronze.product_history_raw", "bronze.orders_raw", "bronze.order_items_raw",
+        "silver.products", "silver.product_history", "silver.orders", "silver.order_items",
+        "quarantine.products", "quarantine.product_history", "quarantine.orders", "quarantine.order_items",
         "gold.daily_sales", "quality.scan_results",
     }
     assert [c.app for c in found["bronze.orders_raw"].consumers] == ["lakehouse:silver/orders<-bronze/orders_raw"]
