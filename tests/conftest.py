@@ -59,8 +59,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         (keep if in_order == (shard == "in-order") else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        # the marked ones last: they then run after the in-order build's process, not beside it
-        items[:] = sorted(keep, key=lambda item: item.get_closest_marker("in_order_shard") is not None)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ import time
 
 SHARDS = ("in-order", "others")
 """``--shard``: the tests that use the session's in-order warehouse (its fixture closure
-holds ``in_order_build``) and those marked ``in_order_shard`` (to balance the two: the serve
-stack's tests), or all the others."""
+holds ``in_order_build``) and those marked ``in_order_shard`` (a few slow ones, to balance the
+two), or all the others."""
 NO_TESTS = 5
 """pytest's exit code when a shard's selection holds no test (``-k`` chose the other's)."""
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from tests.e2e.serving import Served
 
-pytestmark = [pytest.mark.slow, pytest.mark.in_order_shard]  # the shards' balance (tests/shards.py)
+pytestmark = pytest.mark.slow
 
 
 async def _pause_schedules() -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from tests.e2e.serving import Served, completed_runs, listening, serve, stop, wait_for_line
 
-pytestmark = [pytest.mark.slow, pytest.mark.in_order_shard]  # the shards' balance (tests/shards.py)
+pytestmark = pytest.mark.slow
 
 
 def test_serve_runs_the_stack_stops_cleanly_and_keeps_its_data(served: Served) -> None:

@@ -17,6 +17,8 @@ from flows.cli import app
 from tests.integration.helpers import land, read, run
 from tests.integration.test_pipeline import _artifacts
 
+pytestmark = pytest.mark.in_order_shard  # the shards' balance (tests/shards.py)
+
 DAY = 97
 """The first window of the second day (96 windows of 15 minutes a day)."""
 

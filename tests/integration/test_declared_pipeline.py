@@ -17,7 +17,7 @@ from lakehouse.layers import gold
 from lakehouse.storage import open_store
 from tests.integration.helpers import read
 
-pytestmark = pytest.mark.usefixtures("prefect_api")
+pytestmark = [pytest.mark.usefixtures("prefect_api"), pytest.mark.in_order_shard]  # the shards' balance (tests/shards.py)
 
 DECLARATION = """
 pipelines:

@@ -50,7 +50,7 @@ MOVES = {  # window → (minutes into it, quantity): the product's stock after e
     4: [(2, -3)],                     # 9: falls again (this window's event alone crosses nothing)
 }
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_order_shard]  # the shards' balance (tests/shards.py)
 
 
 def window_end(k: int) -> datetime:

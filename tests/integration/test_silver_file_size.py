@@ -25,7 +25,7 @@ from lakehouse.engine import run_window
 from lakehouse.storage import open_store
 from lakehouse.window import Window
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.in_order_shard]  # the shards' balance (tests/shards.py)
 
 LINES = 4_000
 """Order lines per window: about 70 kB of Parquet, so a 64 KiB file holds about a window."""

@@ -12,6 +12,8 @@ import pytest
 
 from bench.soak import soak
 
+pytestmark = pytest.mark.in_order_shard  # the shards' balance (tests/shards.py)
+
 
 @pytest.mark.slow
 def test_two_windows_of_the_soak_equal_the_independent_recomputation(monkeypatch: pytest.MonkeyPatch) -> None:
