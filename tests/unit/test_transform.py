@@ -95,9 +95,12 @@ def test_collapse_does_not_depend_on_input_order() -> None:
     assert_frame_equal(forward, backward)
 
 
-NO_VERSIONS = pl.DataFrame(schema={"product_id": pl.String, "category": pl.String, "valid_from": pl.Datetime("us", "UTC"),
-                                   "valid_to": pl.Datetime("us", "UTC")}).to_arrow()
-"""``silver.product_history`` without a version: each line keeps its own category."""
+VERSIONS = pl.DataFrame(
+    {"product_id": ["P1", "P2"], "category": ["toys", "toys"], "valid_from": [datetime(2025, 12, 1, tzinfo=UTC)] * 2,
+     "valid_to": [None, None]},
+    schema={"product_id": pl.String, "category": pl.String, "valid_from": pl.Datetime("us", "UTC"), "valid_to": pl.Datetime("us", "UTC")},
+).to_arrow()
+"""``silver.product_history``: one version of each product, valid since before the orders (none changes here)."""
 
 
 def _orders(frame: pl.DataFrame) -> pl.DataFrame:
@@ -125,7 +128,7 @@ def test_daily_sales_sums_money_exactly_and_skips_cancelled() -> None:
         }
     )
     out = pl.from_arrow(run_model(DAILY_SALES.sql, {"orders": _orders(orders).to_arrow(), "order_items": _items(items).to_arrow(),
-                                                    "product_history": NO_VERSIONS}))
+                                                    "product_history": VERSIONS}))
     row = out.row(0, named=True)
     assert out.height == 1
     assert row["quantity"] == 6  # O1 (3 + 1) and O3 (2); O2 cancelled, O4 has no order yet
@@ -146,7 +149,7 @@ def test_touched_partitions_include_the_old_and_the_new_day() -> None:
         DAILY_SALES.sql, "order_date",
         changes={"orders": changes.to_arrow()},
         old={"orders": orders_old.to_arrow(), "order_items": items.to_arrow()},
-        current={"orders": orders_new.to_arrow(), "order_items": items.to_arrow(), "product_history": NO_VERSIONS},
+        current={"orders": orders_new.to_arrow(), "order_items": items.to_arrow(), "product_history": VERSIONS},
     )
     assert touched == [day1, day2]
     # a late line of O2 touches O2's day only
@@ -155,7 +158,7 @@ def test_touched_partitions_include_the_old_and_the_new_day() -> None:
         DAILY_SALES.sql, "order_date",
         changes={"order_items": late.to_arrow()},
         old={"orders": orders_new.to_arrow(), "order_items": items.to_arrow()},
-        current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow(), "product_history": NO_VERSIONS},
+        current={"orders": orders_new.to_arrow(), "order_items": pl.concat([items, late]).to_arrow(), "product_history": VERSIONS},
     )
     assert touched == [day2]
 
