@@ -33,10 +33,11 @@ from lakehouse.dev.faults import crash_point
 from lakehouse.errors import ConfigError, StaleBatch
 from lakehouse.layers.gold import cdf, incremental, restore, versions
 from lakehouse.layers.gold.models import DeltaSnapshot, run_model, touched_partitions
+from lakehouse.layers.silver.lookup import rows_with_keys
 from lakehouse.layers.silver.transform import business_key
 from lakehouse.pipeline import Pipeline
 from lakehouse.quality import GateResult, blocking_error, run_gate
-from lakehouse.specs import GoldModel, quote
+from lakehouse.specs import GoldModel
 from lakehouse.storage import open_store, storage_options
 
 log = logging.getLogger(__name__)
@@ -123,21 +124,6 @@ def _latest(changes: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     return last.filter(pl.col("_change_type") != "delete")
 
 
-def _of_keys(con: duckdb.DuckDBPyConnection, snapshot: DeltaSnapshot, keys: tuple[str, ...], changes: pl.DataFrame) -> pa.Table:
-    """The snapshot's rows of the business keys the feed ``changes`` names (a semi-join: DuckDB skips files by statistics)."""
-    names = list(keys)
-    con.register("__keys_arrow", changes.select(names).unique().to_arrow())
-    con.execute("CREATE OR REPLACE TEMP TABLE __keys AS SELECT * FROM __keys_arrow")
-    con.unregister("__keys_arrow")
-    cols = ", ".join(quote(c) for c in snapshot.columns)
-    uri = snapshot.uri.replace("'", "''")
-    on = " AND ".join(f"t.{quote(k)} = k.{quote(k)}" for k in names)
-    return con.execute(
-        f"SELECT {cols} FROM delta_scan('{uri}', version => {int(snapshot.version)}) AS t "
-        f"WHERE EXISTS (SELECT 1 FROM __keys AS k WHERE {on})"
-    ).to_arrow_table()
-
-
 def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBatch | None:
     """Find the partitions the inputs' changes touch, recompute and gate them; None if current.
 
@@ -188,7 +174,8 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
             # an SCD2 input's changes are the spans of time whose version changed (versions.py)
             looked_up = frozenset(n for n in changed if specs[n].tracked is not None)
             changed_rows = {
-                n: _rows(versions.changed_spans(specs[n], changes[n], _of_keys(con, snapshots[n], specs[n].keys, changes[n]), columns[n]))
+                n: _rows(versions.changed_spans(specs[n], changes[n], rows_with_keys(
+                    tables[n], changes[n].select(list(specs[n].keys)).unique(), columns[n]).rows.to_arrow(), columns[n]))
                 if n in looked_up else _rows(changes[n].select(columns[n]))
                 for n in changed
             }
