@@ -91,10 +91,13 @@ def open_table(uri: str, storage_options: Mapping[str, str]) -> DeltaTable | Non
 
 
 def committed_version(table: DeltaTable | None, app: str) -> int | None:
-    """The last version that application ``app`` committed to ``table`` (None: never)."""
+    """The last version that application ``app`` committed to ``table`` (None: never).
+
+    As of the snapshot ``table`` holds: every caller passes a table it has just opened
+    (refreshing it again would cost a listing of the log on object storage for nothing).
+    """
     if table is None:
         return None
-    table.update_incremental()
     return table.transaction_version(app)
 
 
@@ -146,8 +149,20 @@ class Landed:
     """Rows the write's commit added, by its own metrics (None: had already landed, or no commit)."""
 
 
-def _done(table: DeltaTable, *apps: Mapping[str, int | None] | None) -> dict[str, int | None]:
-    return {app: table.transaction_version(app) for group in apps for app in (group or {})}
+def _done(
+    table: DeltaTable, transactions: Mapping[str, int], expect: Mapping[str, int | None] | None
+) -> dict[str, int | None]:
+    """The committed version of every app of ``expect``, and of ``transactions`` up to the first
+    one not committed yet: enough to tell whether all are, and each look-up reads the log."""
+    done: dict[str, int | None] = {}
+    for app, version in transactions.items():
+        found = done[app] = table.transaction_version(app)
+        if found is None or found < version:
+            break
+    for app in expect or {}:
+        if app not in done:
+            done[app] = table.transaction_version(app)
+    return done
 
 
 def _all_committed(done: Mapping[str, int | None], transactions: Mapping[str, int]) -> bool:
@@ -184,6 +199,7 @@ def write_once(
     metadata: Mapping[str, object] | None = None,
     expect: Mapping[str, int | None] | None = None,
     if_another_committed: Literal["done", "conflict"] = "done",
+    table: DeltaTable | None = None,
 ) -> Landed:
     """Run ``write`` unless every ``app → version`` in ``transactions`` is committed.
 
@@ -204,12 +220,18 @@ def write_once(
     :class:`~lakehouse.errors.CommitConflict` to retry when they are sequence numbers
     (``if_another_committed="conflict"``: bronze batches, replays), because the other
     writer's batch may hold other rows; or a conflict, to retry.
+
+    ``table``: the table at ``uri`` as the caller already opened it (:func:`ensure_table`'s);
+    it is brought up to date here instead of being opened again (on object storage an open
+    reads the log's listing, checkpoint and commits; an update only what is newer).
     """
-    table = open_table(uri, storage_options)
     if table is None:
-        msg = f"{uri}: no Delta table to write to (ensure_table first)"
-        raise LakehouseError(msg)
-    table.update_incremental()
+        table = open_table(uri, storage_options)
+        if table is None:
+            msg = f"{uri}: no Delta table to write to (ensure_table first)"
+            raise LakehouseError(msg)
+    else:
+        table.update_incremental()
     done = _done(table, transactions, expect)
     if _all_committed(done, transactions):
         if if_another_committed == "conflict":
@@ -242,7 +264,7 @@ def write_once(
             msg = f"{uri}: {exc}"
             raise CommitConflict(msg) from exc
         raise
-    table.update_incremental()
+    # a write through ``table`` leaves it at the version of its own commit: no update needed
     metrics = _metrics_of(table, base, write_id)
     added = metrics.get("num_added_files", metrics.get("num_target_files_added", 0))
     rows = metrics.get("num_added_rows")

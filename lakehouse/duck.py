@@ -8,6 +8,7 @@ filters and the dynamic filters of joins skip files and row groups by their stat
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import threading
@@ -44,7 +45,8 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
 
     Loading the extensions costs about 0.4 s, so each thread keeps one database per
     warehouse configuration and every call gets a fresh connection to it (its own views,
-    the extensions and the S3 secret shared). Close what you get; the database stays.
+    the extensions and the S3 secret shared). Give it back with :func:`release` (or close
+    it); the database stays. Snapshots an earlier connection pinned are let go here too.
     """
     key = (settings.warehouse, settings.aws_endpoint_url, settings.aws_region, settings.s3_verify_tls,
            settings.aws_access_key_id.get_secret_value() if settings.aws_access_key_id else None)
@@ -54,7 +56,42 @@ def connect(settings: Settings) -> duckdb.DuckDBPyConnection:
         cache[key] = _database(settings)
     con = cache[key].cursor()
     con.execute("DROP SCHEMA IF EXISTS silver CASCADE")
+    _unpin(con)
     return con
+
+
+PINNED = "__pinned_"
+"""The prefix of the databases :func:`pinned` attaches."""
+
+
+def pinned(con: duckdb.DuckDBPyConnection, uri: str, version: int) -> str:
+    """The name of version ``version`` of the Delta table at ``uri``, attached to ``con``'s database.
+
+    Attached with ``PIN_SNAPSHOT``: the table's log is read once, when it is attached, and
+    every later scan of it (with the same partition and statistics pushdown as
+    ``delta_scan``) reuses that snapshot; a ``delta_scan`` reads the log again each time a
+    query binds it. A version is immutable, so the same name serves every query until
+    :func:`release` (or the thread's next :func:`connect`) detaches it.
+    """
+    name = PINNED + hashlib.sha256(f"{uri}@{int(version)}".encode()).hexdigest()[:16]
+    con.execute(f"ATTACH IF NOT EXISTS {_quoted(uri)} AS {name} (TYPE delta, PIN_SNAPSHOT, VERSION {int(version)})")
+    return name
+
+
+def _unpin(con: duckdb.DuckDBPyConnection) -> None:
+    names = con.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE starts_with(database_name, ?)", [PINNED]
+    ).fetchall()
+    for (name,) in names:
+        con.execute(f"DETACH DATABASE IF EXISTS {name}")
+
+
+def release(con: duckdb.DuckDBPyConnection) -> None:
+    """Detach the snapshots ``con`` pinned (:func:`pinned`) and close it."""
+    try:
+        _unpin(con)
+    finally:
+        con.close()
 
 
 def open_database(settings: Settings, *, confine: bool = True) -> duckdb.DuckDBPyConnection:

@@ -91,8 +91,7 @@ def promote_round(
     with run.step("gold_prepare"):
         batches = [b for b in (gold.prepare(settings, pipeline, m) for m in pipeline.models) if b is not None]
         for b in batches:
-            for result in b.gates:
-                quality.record(settings, result, window=window, run_id=None, consumed=b.consumed)
+            quality.record(settings, b.gates, window=window, run_id=None, consumed=b.consumed)
     _raise_if_blocked([g for b in batches for g in b.gates])
     with run.step("gold_commit"):
         refreshed = [gold.commit(settings, b) for b in batches]

@@ -146,7 +146,7 @@ def replay(settings: Settings, dataset: Dataset) -> ReplayResult:
 
     landed = write_once(
         uri, options, transactions={app: sequence}, metadata=metadata,
-        expect={app: sequence - 1 or None}, if_another_committed="conflict", write=write,
+        expect={app: sequence - 1 or None}, if_another_committed="conflict", write=write, table=table,
     )
     crash_point("replay.appended")  # in bronze, not yet promoted: silver's next increment takes it
     log.info("%s: replayed %d of %d quarantined rows -> bronze.%s version %d",

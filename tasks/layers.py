@@ -44,17 +44,22 @@ def ingest_bronze(settings: Settings, dataset: Dataset, window: Window) -> bronz
     return result
 
 
-def publish_gate(
-    settings: Settings, result: GateResult, window: Window | None = None, consumed: dict[str, int] | None = None
+def publish_gates(
+    settings: Settings, results: list[GateResult], window: Window | None = None, consumed: dict[str, int] | None = None
 ) -> None:
-    """Store a gate's checks in ``quality.scan_results`` and show them as a table artifact.
+    """Store one batch's gate checks in ``quality.scan_results`` (one append) and show each gate as a table artifact.
 
-    The artifact is sent in the background (:mod:`tasks.artifacts`); the flow waits for it.
+    The artifacts are sent in the background (:mod:`tasks.artifacts`); the flow waits for them.
 
     Artifact keys: ``gate-silver-orders`` (bronze→silver), ``gate-silver-orders-to-gold``
     (the silver rows a gold model reads) and ``gate-gold-daily-sales``.
     """
-    quality.record(settings, result, window=window, run_id=str(flow_run.id) if flow_run.id else None, consumed=consumed)
+    quality.record(settings, results, window=window, run_id=str(flow_run.id) if flow_run.id else None, consumed=consumed)
+    for result in results:
+        _gate_artifact(result)
+
+
+def _gate_artifact(result: GateResult) -> None:
     # a silver table is gated twice per run (entering silver, and as gold's input): one key each
     suffix = "-to-gold" if result.table.startswith("silver.") and result.stage == "silver_to_gold" else ""
     later(
@@ -120,7 +125,7 @@ def prepare_silver(
     present = {name: b for name, b in (upstream or {}).items() if b is not None}
     batch = silver.prepare(settings, dataset, present, now=window.end if window else None, until=until)
     if batch is not None:
-        publish_gate(settings, batch.gate, window, batch.consumed)
+        publish_gates(settings, [batch.gate], window, batch.consumed)
     return batch
 
 
@@ -144,8 +149,7 @@ def prepare_gold(settings: Settings, pipeline: Pipeline, model: GoldModel, windo
     """Find the partitions silver's changes touch, recompute them, and gate the rows read and made."""
     batch = gold.prepare(settings, pipeline, model)
     if batch is not None:
-        for result in batch.gates:
-            publish_gate(settings, result, window, batch.consumed)
+        publish_gates(settings, batch.gates, window, batch.consumed)
     return batch
 
 

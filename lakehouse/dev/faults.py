@@ -17,9 +17,9 @@ from collections import Counter
 
 POINTS: dict[str, str] = {
     "bronze.committed": "every dataset's bronze append of the window committed, before any silver gate",
-    "quality.recorded": "one gate's checks appended to quality.scan_results (or found there), before the "
-                        "next gate or the merge it gates; a window records a scan per silver gate, then "
-                        "per gold input and model",
+    "quality.recorded": "one batch's gate checks appended to quality.scan_results (or found there), before "
+                        "the next batch's gates or the commit they gate; a window records one append per "
+                        "silver gate, then one per gold model (its inputs' gates and its own)",
     "silver.quarantined": "one dataset's rejects committed to its quarantine table, before its silver merge",
     "silver.committed": "one dataset's silver merge committed, before the next dataset's quarantine and merge",
     "gold.prepared": "every gold model recomputed and gated, before the first gold overwrite",

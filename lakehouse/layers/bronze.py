@@ -177,7 +177,7 @@ def ingest_records(settings: Settings, dataset: Dataset, window: Window, *, sour
             **({"read": chunk.details} if chunk.details else {}),
             CURSOR_KEY: chunk.cursor.to_json(),
         }
-        landed = append(uri, options, data, app=app, batch=batch, metadata=metadata)
+        landed = append(uri, options, data, app=app, batch=batch, metadata=metadata, table=table)
         log.info("bronze.%s: batch %d, %d records from %s -> version %d", name, batch, data.height, source.describe(), landed.version)
         rows += data.height
         added += landed.files_added
@@ -227,7 +227,7 @@ def ingest_files(
     for chunk in batches(files, max_files=dataset.max_batch_files, max_bytes=dataset.max_batch_bytes):
         batch += 1
         position = position.advance(chunk, prefix=prefix, lookback=dataset.lookback, uploaded=listing.uploaded)
-        landed = _append(uri, options, app, batch, name, prefix, window, chunk, position, landing, dataset)
+        landed = _append(table, uri, options, app, batch, name, prefix, window, chunk, position, landing, dataset)
         done += chunk
         rows += landed[1]
         added += landed[2]
@@ -239,25 +239,30 @@ def ingest_files(
 
 
 def append(
-    uri: str, options: Mapping[str, str], data: pl.DataFrame, *, app: str, batch: int, metadata: Mapping[str, Any]
+    uri: str, options: Mapping[str, str], data: pl.DataFrame, *, app: str, batch: int, metadata: Mapping[str, Any],
+    table: DeltaTable | None = None,
 ) -> Landed:
-    """Append ``data`` (bronze's columns) as batch ``batch`` of ``app``: exactly once, one commit."""
-    ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
+    """Append ``data`` (bronze's columns) as batch ``batch`` of ``app``: exactly once, one commit.
 
-    def write(table: DeltaTable, props: CommitProperties) -> None:
+    ``table``: the bronze table at ``uri`` as the caller opened it (else it is opened, or created, here).
+    """
+    if table is None:
+        table = ensure_table(uri, BRONZE_SCHEMA, options, configuration=BRONZE_CONFIGURATION)
+
+    def write(target: DeltaTable, props: CommitProperties) -> None:
         # the Polars frame as an Arrow stream: no copy into large strings first
-        write_deltalake(table, data, mode="append", commit_properties=props)
+        write_deltalake(target, data, mode="append", commit_properties=props)
 
     # the batch number is a sequence: another writer's batch ``batch`` may hold other files,
     # so finding it committed is a conflict (the task retries from a fresh cursor), not "done"
     return write_once(
         uri, options, transactions={app: batch}, metadata=metadata,
-        expect={app: batch - 1} if batch > 1 else None, if_another_committed="conflict", write=write,
+        expect={app: batch - 1} if batch > 1 else None, if_another_committed="conflict", write=write, table=table,
     )
 
 
 def _append(
-    uri: str, options: dict[str, str], app: str, batch: int, name: str, prefix: str, window: Window,
+    table: DeltaTable, uri: str, options: dict[str, str], app: str, batch: int, name: str, prefix: str, window: Window,
     files: list[LandedFile], position: FileCursor, landing: ObjectStore, dataset: Dataset,
 ) -> tuple[int, int, int]:
     """Append one batch of files with the cursor after it; (table version, rows, data files added)."""
@@ -270,7 +275,7 @@ def _append(
         CURSOR_KEY: position.to_json(),
     }
 
-    landed = append(uri, options, data, app=app, batch=batch, metadata=metadata)
+    landed = append(uri, options, data, app=app, batch=batch, metadata=metadata, table=table)
     log.info(
         "bronze.%s: batch %s, %d files, %d rows -> version %d",
         name, batch, len(files), data.height, landed.version,

@@ -47,7 +47,7 @@ def append(settings: Settings, spec: TableSpec, rejected: pl.DataFrame, *, bronz
     uri = settings.table_uri("quarantine", spec.name)
     options = storage_options(settings)
     app = quarantine_app(spec.name, bronze_name(spec))
-    ensure_table(uri, QUARANTINE_SCHEMA, options)
+    existing = ensure_table(uri, QUARANTINE_SCHEMA, options)
     rows = (
         rejected.with_columns(pl.lit(spec.qualified_name).alias("_table"), _reason_kind().alias("_rule"))
         .select(*QUARANTINE_SCHEMA.names, BRONZE_VERSION)
@@ -65,7 +65,7 @@ def append(settings: Settings, spec: TableSpec, rejected: pl.DataFrame, *, bronz
         if new.num_rows:
             write_deltalake(table, new.drop_columns([BRONZE_VERSION]), mode="append", commit_properties=props)
 
-    landed = write_once(uri, options, transactions={app: bronze_to}, write=write)
+    landed = write_once(uri, options, transactions={app: bronze_to}, write=write, table=existing)
     if landed.already or not earlier:
         return
     written = landed.rows_added or 0

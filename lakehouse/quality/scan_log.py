@@ -6,7 +6,7 @@ with the table, stage, window, outcome, measured value and threshold.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -54,53 +54,57 @@ def scan_app(result: GateResult, consumer: str) -> str:
 
 def record(
     settings: Settings,
-    result: GateResult,
+    results: GateResult | Sequence[GateResult],
     *,
     window: Window | None,
     run_id: str | None,
     consumed: Mapping[str, int] | None = None,
 ) -> bool:
-    """Append one gate's checks to the scan results table, once per gated batch.
+    """Append the checks of one batch's gates to the scan results table, once per gated batch.
 
-    ``consumed``: the versions the gated batch takes, by the application id of its
-    consumer (``{"lakehouse:silver/orders<-bronze/orders_raw": 7}``, a gold batch's
-    ``consumed``). The append carries one application transaction per entry
-    (:func:`scan_app`), so a retried gate task or a concurrent run that scans the same
-    batch again adds nothing. Without ``consumed`` every call appends. Returns whether
-    rows were appended.
+    ``results``: one gate, or every gate of one batch (a gold batch gates each changed input
+    and the model's rows), appended in one commit. ``consumed``: the versions the gated
+    batch takes, by the application id of its consumer
+    (``{"lakehouse:silver/orders<-bronze/orders_raw": 7}``, a gold batch's ``consumed``).
+    The append carries one application transaction per gate and entry (:func:`scan_app`),
+    so a retried gate task or a concurrent run that scans the same batch again adds
+    nothing. Without ``consumed`` every call appends. Returns whether rows were appended.
     """
+    gates = [results] if isinstance(results, GateResult) else list(results)
+    if not gates:
+        return False
     options = storage_options(settings)
     uri = scan_results_uri(settings)
-    ensure_table(uri, SCAN_RESULTS_SCHEMA, options, change_data_feed=False)
-    n = len(result.checks)
+    table = ensure_table(uri, SCAN_RESULTS_SCHEMA, options, change_data_feed=False)
     now = datetime.now(UTC)
+    checks = [(result, c) for result in gates for c in result.checks]
     data = pa.table(
         {
-            "scanned_at": [now] * n,
-            "run_id": [run_id] * n,
-            "table": [result.table] * n,
-            "stage": [result.stage] * n,
-            "window_start": [window.start if window else None] * n,
-            "window_end": [window.end if window else None] * n,
-            "rows": [result.rows] * n,
-            "check": [c.name for c in result.checks],
-            "level": [c.level for c in result.checks],
-            "passed": [c.passed for c in result.checks],
-            "value": [c.value for c in result.checks],
-            "threshold": [c.threshold for c in result.checks],
-            "gate_passed": [result.passed] * n,
+            "scanned_at": [now] * len(checks),
+            "run_id": [run_id] * len(checks),
+            "table": [r.table for r, _ in checks],
+            "stage": [r.stage for r, _ in checks],
+            "window_start": [window.start if window else None] * len(checks),
+            "window_end": [window.end if window else None] * len(checks),
+            "rows": [r.rows for r, _ in checks],
+            "check": [c.name for _, c in checks],
+            "level": [c.level for _, c in checks],
+            "passed": [c.passed for _, c in checks],
+            "value": [c.value for _, c in checks],
+            "threshold": [c.threshold for _, c in checks],
+            "gate_passed": [r.passed for r, _ in checks],
         },
         schema=SCAN_RESULTS_SCHEMA,
     )
     if not consumed:
-        write_deltalake(uri, data, mode="append", storage_options=options)
+        write_deltalake(table, data, mode="append")
         crash_point("quality.recorded")
         return True
 
-    def write(table: DeltaTable, props: CommitProperties) -> None:
-        write_deltalake(table, data, mode="append", commit_properties=props)
+    def write(target: DeltaTable, props: CommitProperties) -> None:
+        write_deltalake(target, data, mode="append", commit_properties=props)
 
-    transactions = {scan_app(result, consumer): version for consumer, version in consumed.items()}
-    landed = write_once(uri, options, transactions=transactions, write=write)
-    crash_point("quality.recorded")  # after this gate's scan, before the next gate or the merge it gates
+    transactions = {scan_app(r, consumer): version for r in gates for consumer, version in consumed.items()}
+    landed = write_once(uri, options, transactions=transactions, write=write, table=table)
+    crash_point("quality.recorded")  # after this batch's scans, before the next batch's gates or the commit they gate
     return not landed.already

@@ -193,7 +193,7 @@ def prepare(settings: Settings, pipeline: Pipeline, model: GoldModel) -> GoldBat
         )
         raise ConfigError(msg) from exc
     finally:
-        con.close()
+        duck.release(con)
     rows = rows.select(model.spec.column_names).cast(model.spec.arrow_schema())
 
     gates = []
@@ -242,7 +242,7 @@ def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:
     options = storage_options(settings)
     uri = settings.table_uri("gold", spec.name)
     partition_by = [spec.partition_by] if spec.partition_by else None
-    ensure_table(uri, spec.arrow_schema(), options, partition_by=partition_by)
+    existing = ensure_table(uri, spec.arrow_schema(), options, partition_by=partition_by)
     metadata = {"touched": [str(d) for d in batch.touched], "rows": batch.rows.num_rows}
 
     def write(table: DeltaTable, props: CommitProperties) -> None:
@@ -256,7 +256,7 @@ def _commit(settings: Settings, batch: GoldBatch) -> GoldResult:
         )
 
     landed = write_once(
-        uri, options, transactions=batch.consumed, metadata=metadata, expect=batch.since, write=write,
+        uri, options, transactions=batch.consumed, metadata=metadata, expect=batch.since, write=write, table=existing,
     )
     crash_point("gold.committed")  # after this model's overwrite, before the next model's
     log.info("%s: %d partitions recomputed, %d rows -> version %d", spec.qualified_name, len(batch.touched), batch.rows.num_rows, landed.version)

@@ -76,9 +76,7 @@ def _of_entities(
         params = [present.min(), present.max()]
 
     def rows(snapshot: DeltaSnapshot) -> pa.Table:
-        cols = ", ".join(quote(c) for c in snapshot.columns)
-        uri = snapshot.uri.replace("'", "''")
-        scan = f"SELECT {cols} FROM delta_scan('{uri}', version => {int(snapshot.version)}) AS t"
+        scan = f"{snapshot.scan(con)} AS t"
         parts = []
         if params:
             parts.append(f"{scan} WHERE t.{column} BETWEEN ? AND ? AND t.{column} IN (SELECT {column} FROM __entities)")

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from lakehouse.duck import pinned
 from lakehouse.specs import quote
 from lakehouse.sql import in_list
 
@@ -48,6 +49,14 @@ class DeltaSnapshot:
     version: int
     columns: tuple[str, ...]
 
+    def scan(self, con: duckdb.DuckDBPyConnection) -> str:
+        """``SELECT <columns> FROM`` the snapshot, attached to ``con``'s database once.
+
+        Attached as a pinned snapshot (:func:`lakehouse.duck.pinned`): its log is read once
+        however many queries of one gold batch scan it (each ``delta_scan`` reads it again).
+        """
+        return f"SELECT {', '.join(quote(c) for c in self.columns)} FROM {pinned(con, self.uri, self.version)}"
+
 
 Source: TypeAlias = ArrowData | DeltaSnapshot
 
@@ -65,8 +74,7 @@ def referenced_tables(sql: str) -> list[str]:
 def _select(con: duckdb.DuckDBPyConnection, name: str, i: int, part: Source, columns: list[str] | None) -> str:
     cols = ", ".join(quote(c) for c in columns) if columns else "*"
     if isinstance(part, DeltaSnapshot):
-        uri = part.uri.replace("'", "''")
-        return f"SELECT {', '.join(quote(c) for c in part.columns)} FROM delta_scan('{uri}', version => {int(part.version)})"
+        return part.scan(con)
     hidden = f"__{name}_{i}"
     # copied into DuckDB (the parts given as Arrow are small: changes, pre-images, tests):
     # a registered Arrow scan cannot take the bloom and string_view filters DuckDB pushes

@@ -166,7 +166,7 @@ def merge(settings: Settings, batch: SilverBatch) -> SilverResult:
     # batch that overlaps another writer's promotion is refused (StaleBatch), never merged
     landed = write_once(
         uri, options, transactions={app: batch.bronze_to}, metadata=metadata,
-        expect={app: batch.since}, write=write,
+        expect={app: batch.since}, write=write, table=existing,
     )
     inserted = int(metrics.get("num_target_rows_inserted", 0))
     updated = int(metrics.get("num_target_rows_updated", 0))
