@@ -1,8 +1,9 @@
 """``python -m bench.scan_leak``: the native memory one read of a Delta table keeps, per reader.
 
 Repeats the same ``count(*)`` over a small partitioned Delta table through DuckDB's
-``delta_scan``, through ``read_parquet`` over the same files, and through delta-rs' pyarrow
-dataset registered in DuckDB, and prints the RSS each read leaves behind (after a
+``delta_scan``, through the same table attached with ``PIN_SNAPSHOT`` and detached again (as
+gold reads its inputs), through ``read_parquet`` over the same files, and through delta-rs'
+pyarrow dataset registered in DuckDB, and prints the RSS each read leaves behind (after a
 warm-up, ``gc`` and ``malloc_trim``). Each reader runs in a process of its own.
 
 It is the check for the leak that keeps the soak's memory rising (README, "Soak"): the
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-READERS = ("delta_scan", "read_parquet", "arrow_dataset")
+READERS = ("delta_scan", "attach_pinned", "read_parquet", "arrow_dataset")
 
 
 def _measure(reader: str, files: int, reads: int) -> float:
@@ -52,6 +53,10 @@ def _measure(reader: str, files: int, reads: int) -> float:
         con = db.cursor()
         if reader == "delta_scan":
             con.execute(f"SELECT count(*) FROM delta_scan('{root}')").fetchall()
+        elif reader == "attach_pinned":  # as gold reads its inputs (lakehouse.duck.pinned), then detached
+            con.execute(f"ATTACH '{root}' AS pinned (TYPE delta, PIN_SNAPSHOT)")
+            con.execute("SELECT count(*) FROM pinned").fetchall()
+            con.execute("DETACH pinned")
         elif reader == "read_parquet":
             con.execute(f"SELECT count(*) FROM read_parquet('{root}/*/*.parquet')").fetchall()
         else:
