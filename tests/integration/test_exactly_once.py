@@ -164,3 +164,46 @@ def test_a_gate_scanned_again_for_the_same_batch_records_its_checks_once() -> No
     assert nxt is not None
     quality.record(settings, nxt.gate, window=later, run_id="r", consumed=nxt.consumed)
     assert pl.read_delta(quality.scan_results_uri(settings)).height == len(batch.gate.checks) + len(nxt.gate.checks)
+
+
+def test_a_gold_batch_records_all_its_gates_in_one_commit_and_a_retried_gate_adds_nothing() -> None:
+    from deltalake import DeltaTable
+
+    from lakehouse.layers import gold
+    from lakehouse.quality import scan_log as quality
+
+    settings = Settings()
+    land(1, orders=10)
+    pipeline = load().pipeline()
+    window = window_ending_at(window_end(1), INTERVAL)
+    landing = open_store(settings.landing_root, settings)
+    prepared: dict[str, silver.SilverBatch] = {}
+    for ds in pipeline.datasets:  # as a window's silver round does, referenced datasets first
+        bronze.ingest(settings, ds, window, landing=landing)
+        batch = silver.prepare(settings, ds, {n: prepared[n] for n in ds.upstream if n in prepared}, now=window.end)
+        assert batch is not None
+        quality.record(settings, batch.gate, window=window, run_id="r", consumed=batch.consumed)
+        prepared[ds.spec.name] = batch
+    for batch in prepared.values():
+        silver.commit(settings, batch)
+    log = DeltaTable(quality.scan_results_uri(settings))
+    assert log.version() == len(prepared)  # one commit per silver gate (version 0 creates the table)
+
+    model = pipeline.models[0]
+    found = gold.prepare(settings, pipeline, model)
+    assert found is not None and len(found.gates) > 1  # each changed input's gate and the model's own
+    assert quality.record(settings, found.gates, window=window, run_id="r", consumed=found.consumed)
+    # a retried gold gate task (its first attempt recorded, then failed) scans the same batch again
+    again = gold.prepare(settings, pipeline, model)
+    assert again is not None and again.consumed == found.consumed
+    assert not quality.record(settings, again.gates, window=window, run_id="r2", consumed=again.consumed)
+
+    log.update_incremental()
+    assert log.version() == len(prepared) + 1  # the gold batch's gates: one commit, once
+    scans = pl.read_delta(quality.scan_results_uri(settings))
+    gold_rows = scans.join(
+        pl.DataFrame({"table": [g.table for g in found.gates], "stage": [g.stage for g in found.gates]}),
+        on=["table", "stage"],
+    )
+    assert gold_rows.height == sum(len(g.checks) for g in found.gates)
+    assert set(gold_rows.get_column("run_id")) == {"r"}
