@@ -26,6 +26,7 @@ against the last 10, tables equal) and exits 1 when a table differs.
 Example::
 
     python -m bench.soak --windows 500 --json soak.json
+    python -m bench.soak --windows 500 --minutes 60   # as many as fit in an hour, then compared
     make soak SOAK_WINDOWS=500
 """
 
@@ -69,6 +70,8 @@ class Report:
     differences: dict[str, str] = field(default_factory=dict)
     aborted: str = ""
     """Why the soak stopped before its last window (the store went away), if it did."""
+    stopped: str = ""
+    """Why the soak ran fewer windows than asked (``--minutes`` spent), if it did: still compared."""
 
 
 def _rss_mb() -> float:
@@ -233,7 +236,11 @@ def compare(settings: Any, pipeline: Any, report: Report) -> None:
                                         f"{only_e.height} only recomputed (e.g. {only_e.head(2).to_dicts()})")
 
 
-def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, retries: int) -> Report:
+def soak(
+    windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, retries: int, minutes: float | None = None
+) -> Report:
+    """Run the soak; ``minutes``: start no window after that many minutes (one runs at least),
+    then catch up and compare as after the last window."""
     from lakehouse.config import Settings
     from lakehouse.dev.moto_server import ACCESS_KEY, REGION, SECRET_KEY, start_moto_server
     from lakehouse.dev.s3proxy import ProxyProcess
@@ -257,7 +264,12 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
         source = open_store(direct.landing_root, direct)
         began = time.perf_counter()
         proxy.set_faults(rate, lost_ack=lost_ack, seed=seed)
+        last = 0
         for k in range(1, windows + 1):
+            if k > 1 and minutes is not None and time.perf_counter() - began >= minutes * 60:
+                report.stopped = f"after window {last} of {windows}: --minutes {minutes:g} spent"
+                print(f"stopped {report.stopped}; catching up and comparing", file=sys.stderr, flush=True)
+                break
             try:
                 simulate(source, start=START + (k - 1) * INTERVAL, windows=1, seed=seed, orders_per_window=orders)
             except Exception as exc:  # noqa: BLE001 - the store itself is gone (moto died): report what was measured
@@ -266,6 +278,7 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
                 break
             t0 = time.perf_counter()
             _run(flaky, pipeline, k, report, retries)
+            last = k
             report.window_seconds.append(round(time.perf_counter() - t0, 3))
             report.rss_mb.append(round(_rss_mb(), 1))
             if k % 5 == 0 or k == windows:
@@ -275,7 +288,7 @@ def soak(windows: int, *, seed: int, orders: int, rate: float, lost_ack: float, 
             return report
         report.faults = dict(proxy.tally().faults)
         proxy.set_faults(0)
-        _run(direct, pipeline, windows, report, retries)  # catch up whatever a failure left
+        _run(direct, pipeline, last, report, retries)  # catch up whatever a failure left
         report.seconds = round(time.perf_counter() - began, 1)
         compare(direct, pipeline, report)
     finally:
@@ -309,6 +322,8 @@ def print_table(report: Report) -> None:
     print(f"{'-' * width}-|------")
     for name, value in rows:
         print(f"{name.ljust(width)} | {value}")
+    if report.stopped:
+        print(f"stopped {report.stopped}")
     if report.aborted:
         print(f"aborted {report.aborted}: no comparison")
     for failure in report.failures[:10]:
@@ -335,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.02, help="share of S3 requests that fail")
     parser.add_argument("--lost-ack", type=float, default=0.05, help="share of commit PUTs whose acknowledgement is lost")
     parser.add_argument("--retries", type=int, default=5, help="re-runs of a window after a transient error")
+    parser.add_argument("--minutes", type=float,
+                        help="start no window after this many minutes, then catch up and compare")
     parser.add_argument("--json", help="also write the figures (per-window seconds and RSS) here")
     args = parser.parse_args(argv)
     report = soak(args.windows, seed=args.seed, orders=args.orders, rate=args.fault_rate,
-                  lost_ack=args.lost_ack, retries=args.retries)
+                  lost_ack=args.lost_ack, retries=args.retries, minutes=args.minutes)
     print_table(report)
     if args.json:
         with open(args.json, "w") as fh:
